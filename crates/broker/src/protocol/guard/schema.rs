@@ -1,0 +1,239 @@
+//! The wire schema of every request Runnel serves, as a table the guard walks.
+//!
+//! Each request body is a list of [`Field`]s; a field has a [`Kind`], the
+//! versions in which it is on the wire and, for tagged fields (KIP-482), its
+//! tag. The table mirrors the `decode` functions that `kafka-protocol` 0.18
+//! generates (`src/messages/*_request.rs`): field order, types, version ranges,
+//! nullability (an `Option` in the decoded struct) and the tags the decoder
+//! knows. The guard and the decoder must agree byte for byte, so a change here
+//! needs the proptests in `guard/tests.rs` for the changed API (see the module
+//! documentation of `guard` for how to add an API).
+
+/// The versions Runnel serves of one request, its flexible threshold and its
+/// body.
+#[derive(Debug)]
+pub(crate) struct Api {
+    pub key: i16,
+    pub min: i16,
+    pub max: i16,
+    /// The first version that uses compact strings, bytes and arrays and
+    /// carries a tagged-field section after every struct (KIP-482).
+    pub flexible_from: i16,
+    pub body: &'static [Field],
+}
+
+/// How a field is laid out on the wire.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    #[allow(dead_code, reason = "no request Runnel serves yet has a FLOAT64 field")]
+    Float64,
+    Bool,
+    Uuid,
+    /// INT16 length (compact: unsigned varint length + 1), UTF-8, never null.
+    String,
+    NullableString,
+    /// INT32 length (compact: unsigned varint length + 1), never null.
+    #[allow(dead_code, reason = "no request Runnel serves yet has a BYTES field")]
+    Bytes,
+    #[allow(dead_code, reason = "no request Runnel serves yet has a nullable BYTES field")]
+    NullableBytes,
+    /// A produce request's record batches: nullable bytes whose content the
+    /// guard does not walk; record batches are checked where they are parsed.
+    Records,
+    /// INT32 count (compact: unsigned varint count + 1), never null.
+    Array(&'static Kind),
+    NullableArray(&'static Kind),
+    /// A nested struct, decoded inline at the request's version.
+    Struct(&'static [Field]),
+}
+
+/// One field of a request struct.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// First version with this field.
+    pub min: i16,
+    /// Last version with this field.
+    pub max: i16,
+    /// `Some` for a tagged field, which only appears in the tagged-field
+    /// section of flexible versions.
+    pub tag: Option<u32>,
+}
+
+impl Field {
+    /// A field present in every version of its request.
+    pub const fn new(name: &'static str, kind: Kind) -> Field {
+        Field { name, kind, min: 0, max: i16::MAX, tag: None }
+    }
+
+    /// Present from version `min` on.
+    pub const fn since(self, min: i16) -> Field {
+        Field { min, ..self }
+    }
+
+    /// Present up to and including version `max`.
+    pub const fn until(self, max: i16) -> Field {
+        Field { max, ..self }
+    }
+
+    /// A tagged field with this tag.
+    pub const fn tagged(self, tag: u32) -> Field {
+        Field { tag: Some(tag), ..self }
+    }
+
+    pub const fn present_in(&self, version: i16) -> bool {
+        self.min <= version && version <= self.max
+    }
+}
+
+use Kind::{Bool, Int16, Int32, Int64, Int8, NullableString, Records, Uuid};
+
+const STRING: Kind = Kind::String;
+
+/// Every request Runnel serves. Keys must be unique; `supported_apis` lists
+/// them in this order.
+pub(crate) const APIS: &[Api] = &[
+    Api { key: 0, min: 3, max: 13, flexible_from: 9, body: PRODUCE },
+    Api { key: 1, min: 4, max: 17, flexible_from: 12, body: FETCH },
+    Api { key: 2, min: 1, max: 10, flexible_from: 6, body: LIST_OFFSETS },
+    Api { key: 3, min: 0, max: 12, flexible_from: 9, body: METADATA },
+    Api { key: 18, min: 0, max: 4, flexible_from: 3, body: API_VERSIONS },
+    Api { key: 19, min: 2, max: 7, flexible_from: 5, body: CREATE_TOPICS },
+    Api { key: 20, min: 1, max: 6, flexible_from: 4, body: DELETE_TOPICS },
+];
+
+// Produce (0): produce_request.rs. Version 13 names topics by id (KIP-516).
+const PRODUCE: &[Field] = &[
+    Field::new("transactional_id", NullableString),
+    Field::new("acks", Int16),
+    Field::new("timeout_ms", Int32),
+    Field::new("topic_data", Kind::Array(&Kind::Struct(PRODUCE_TOPIC))),
+];
+const PRODUCE_TOPIC: &[Field] = &[
+    Field::new("name", STRING).until(12),
+    Field::new("topic_id", Uuid).since(13),
+    Field::new("partition_data", Kind::Array(&Kind::Struct(PRODUCE_PARTITION))),
+];
+const PRODUCE_PARTITION: &[Field] = &[Field::new("index", Int32), Field::new("records", Records)];
+
+// Fetch (1): fetch_request.rs. Topic ids replace names from version 13.
+const FETCH: &[Field] = &[
+    Field::new("cluster_id", NullableString).since(12).tagged(0),
+    Field::new("replica_id", Int32).until(14),
+    Field::new("replica_state", Kind::Struct(FETCH_REPLICA_STATE)).since(15).tagged(1),
+    Field::new("max_wait_ms", Int32),
+    Field::new("min_bytes", Int32),
+    Field::new("max_bytes", Int32),
+    Field::new("isolation_level", Int8),
+    Field::new("session_id", Int32).since(7),
+    Field::new("session_epoch", Int32).since(7),
+    Field::new("topics", Kind::Array(&Kind::Struct(FETCH_TOPIC))),
+    Field::new("forgotten_topics_data", Kind::Array(&Kind::Struct(FETCH_FORGOTTEN))).since(7),
+    Field::new("rack_id", STRING).since(11),
+];
+const FETCH_REPLICA_STATE: &[Field] =
+    &[Field::new("replica_id", Int32).since(15), Field::new("replica_epoch", Int64).since(15)];
+const FETCH_TOPIC: &[Field] = &[
+    Field::new("topic", STRING).until(12),
+    Field::new("topic_id", Uuid).since(13),
+    Field::new("partitions", Kind::Array(&Kind::Struct(FETCH_PARTITION))),
+];
+const FETCH_PARTITION: &[Field] = &[
+    Field::new("partition", Int32),
+    Field::new("current_leader_epoch", Int32).since(9),
+    Field::new("fetch_offset", Int64),
+    Field::new("last_fetched_epoch", Int32).since(12),
+    Field::new("log_start_offset", Int64).since(5),
+    Field::new("partition_max_bytes", Int32),
+    Field::new("replica_directory_id", Uuid).since(17).tagged(0),
+    Field::new("high_watermark", Int64).since(18).tagged(1),
+];
+const FETCH_FORGOTTEN: &[Field] = &[
+    Field::new("topic", STRING).since(7).until(12),
+    Field::new("topic_id", Uuid).since(13),
+    Field::new("partitions", Kind::Array(&Int32)).since(7),
+];
+
+// ListOffsets (2): list_offsets_request.rs.
+const LIST_OFFSETS: &[Field] = &[
+    Field::new("replica_id", Int32),
+    Field::new("isolation_level", Int8).since(2),
+    Field::new("topics", Kind::Array(&Kind::Struct(LIST_OFFSETS_TOPIC))),
+    Field::new("timeout_ms", Int32).since(10),
+];
+const LIST_OFFSETS_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Kind::Struct(LIST_OFFSETS_PARTITION)))];
+const LIST_OFFSETS_PARTITION: &[Field] = &[
+    Field::new("partition_index", Int32),
+    Field::new("current_leader_epoch", Int32).since(4),
+    Field::new("timestamp", Int64),
+];
+
+// Metadata (3): metadata_request.rs. A null topic list asks for every topic.
+const METADATA: &[Field] = &[
+    Field::new("topics", Kind::NullableArray(&Kind::Struct(METADATA_TOPIC))),
+    Field::new("allow_auto_topic_creation", Bool).since(4),
+    Field::new("include_cluster_authorized_operations", Bool).since(8).until(10),
+    Field::new("include_topic_authorized_operations", Bool).since(8),
+];
+const METADATA_TOPIC: &[Field] = &[Field::new("topic_id", Uuid).since(10), Field::new("name", NullableString)];
+
+// ApiVersions (18): api_versions_request.rs (client software name, KIP-511).
+const API_VERSIONS: &[Field] =
+    &[Field::new("client_software_name", STRING).since(3), Field::new("client_software_version", STRING).since(3)];
+
+// CreateTopics (19): create_topics_request.rs.
+const CREATE_TOPICS: &[Field] = &[
+    Field::new("topics", Kind::Array(&Kind::Struct(CREATABLE_TOPIC))),
+    Field::new("timeout_ms", Int32),
+    Field::new("validate_only", Bool),
+];
+const CREATABLE_TOPIC: &[Field] = &[
+    Field::new("name", STRING),
+    Field::new("num_partitions", Int32),
+    Field::new("replication_factor", Int16),
+    Field::new("assignments", Kind::Array(&Kind::Struct(CREATABLE_ASSIGNMENT))),
+    Field::new("configs", Kind::Array(&Kind::Struct(CREATABLE_CONFIG))),
+];
+const CREATABLE_ASSIGNMENT: &[Field] =
+    &[Field::new("partition_index", Int32), Field::new("broker_ids", Kind::Array(&Int32))];
+const CREATABLE_CONFIG: &[Field] = &[Field::new("name", STRING), Field::new("value", NullableString)];
+
+// DeleteTopics (20): delete_topics_request.rs. Version 6 names topics by
+// name or id.
+const DELETE_TOPICS: &[Field] = &[
+    Field::new("topics", Kind::Array(&Kind::Struct(DELETE_TOPIC_STATE))).since(6),
+    Field::new("topic_names", Kind::Array(&STRING)).until(5),
+    Field::new("timeout_ms", Int32),
+];
+const DELETE_TOPIC_STATE: &[Field] =
+    &[Field::new("name", NullableString).since(6), Field::new("topic_id", Uuid).since(6)];
+
+/// `(key, min, max)` for every entry of [`APIS`], built at compile time so the
+/// table stays the single source of truth.
+pub(crate) const SUPPORTED: [(i16, i16, i16); APIS.len()] = {
+    let mut out = [(0, 0, 0); APIS.len()];
+    let mut i = 0;
+    while i < APIS.len() {
+        let api = &APIS[i];
+        assert!(api.min >= 0 && api.min <= api.max, "empty version range");
+        let mut j = 0;
+        while j < i {
+            assert!(APIS[j].key != api.key, "duplicate api key");
+            j += 1;
+        }
+        out[i] = (api.key, api.min, api.max);
+        i += 1;
+    }
+    out
+};
+
+/// The table entry for `key`, if Runnel serves it.
+pub(crate) fn api(key: i16) -> Option<&'static Api> {
+    APIS.iter().find(|api| api.key == key)
+}
