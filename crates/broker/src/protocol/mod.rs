@@ -1,0 +1,164 @@
+//! The Kafka wire protocol at the edge of the broker: framing with bounds,
+//! the pre-decode guard, request decoding and response encoding.
+//!
+//! A request travels: [`FrameReader`] (length prefix checked against
+//! `socket.request.max.bytes` before any allocation) → [`guard::check_request`]
+//! (every count in the frame is backed by real bytes) → `kafka-protocol`
+//! decoding → a handler → [`encode_response`].
+
+pub mod guard;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Bytes read from the socket at most per read call; a frame's buffer grows by
+/// at most this much before the bytes have actually arrived, so a client that
+/// announces a large frame and sends nothing costs nothing.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Why a connection's byte stream cannot be read further.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    #[error("frame length {0} is negative")]
+    NegativeLength(i32),
+    #[error("frame length {length} exceeds socket.request.max.bytes {max}")]
+    TooLarge { length: usize, max: usize },
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads length-prefixed frames into a reused buffer.
+pub struct FrameReader<R> {
+    reader: R,
+    buf: BytesMut,
+    frame_bytes_max: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(reader: R, frame_bytes_max: usize) -> Self {
+        FrameReader { reader, buf: BytesMut::with_capacity(8 * 1024), frame_bytes_max }
+    }
+
+    /// The next whole frame without its length prefix, or `None` on a clean
+    /// end of stream between frames. Cancel-safe: partial data stays buffered.
+    pub async fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        loop {
+            if let Some(length) = self.announced_length()? {
+                if self.buf.len() >= 4 + length {
+                    self.buf.advance(4);
+                    return Ok(Some(self.buf.split_to(length).freeze()));
+                }
+                let missing = 4 + length - self.buf.len();
+                self.buf.reserve(missing.min(READ_CHUNK_BYTES));
+            } else {
+                self.buf.reserve(READ_CHUNK_BYTES.min(4096));
+            }
+            if self.reader.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() { Ok(None) } else { Err(FrameError::Truncated) };
+            }
+        }
+    }
+
+    fn announced_length(&self) -> Result<Option<usize>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let length = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+        let length = usize::try_from(length).map_err(|_| FrameError::NegativeLength(length))?;
+        if length > self.frame_bytes_max {
+            return Err(FrameError::TooLarge { length, max: self.frame_bytes_max });
+        }
+        Ok(Some(length))
+    }
+}
+
+/// A decoded request.
+pub struct Request {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub body: RequestKind,
+}
+
+/// Why a frame that passed the guard could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode {api_key:?} v{version}: {reason}")]
+pub struct DecodeError {
+    pub api_key: i16,
+    pub version: i16,
+    pub reason: String,
+}
+
+/// Decodes a frame that [`guard::check_request`] accepted.
+pub fn decode_request(frame: Bytes, summary: &guard::FrameSummary) -> Result<Request, DecodeError> {
+    let err = |reason: String| DecodeError { api_key: summary.api_key, version: summary.api_version, reason };
+    let api_key = ApiKey::try_from(summary.api_key).map_err(|_| err("unknown api key".into()))?;
+    let mut buf = frame;
+    let header = RequestHeader::decode(&mut buf, summary.header_version).map_err(|e| err(e.to_string()))?;
+    let body = RequestKind::decode(api_key, &mut buf, summary.api_version).map_err(|e| err(e.to_string()))?;
+    Ok(Request { header, api_key, body })
+}
+
+/// Encodes a response with its length prefix and header. ApiVersions responses
+/// always use header v0, so a client that does not yet know our versions can
+/// read them (KIP-511).
+pub fn encode_response(api_key: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -> Bytes {
+    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    header.encode(&mut buf, header_version).expect("response headers always encode");
+    if let Err(e) = body.encode(&mut buf, version) {
+        // Our responses are built from validated data; an encoding failure is a bug.
+        panic!("cannot encode {api_key:?} v{version} response: {e}");
+    }
+    let length = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&length.to_be_bytes());
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames_of(input: Vec<u8>, max: usize) -> Vec<Result<Option<Bytes>, String>> {
+        let mut reader = FrameReader::new(&input[..], max);
+        let mut out = Vec::new();
+        loop {
+            let r = reader.next_frame().await.map_err(|e| e.to_string());
+            let done = !matches!(r, Ok(Some(_)));
+            out.push(r);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_frames_and_clean_eof() {
+        let mut input = vec![0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0];
+        input.extend_from_slice(&[0, 0, 0, 1, b'z']);
+        let frames = frames_of(input, 100).await;
+        assert_eq!(frames.len(), 4);
+        assert_eq!(frames[0].as_ref().unwrap().as_deref(), Some(&b"abc"[..]));
+        assert_eq!(frames[1].as_ref().unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(frames[2].as_ref().unwrap().as_deref(), Some(&b"z"[..]));
+        assert!(matches!(frames[3], Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_lengths_and_truncation() {
+        let frames = frames_of(vec![0xff, 0xff, 0xff, 0xfe], 100).await;
+        assert!(frames[0].as_ref().unwrap_err().contains("negative"));
+        let frames = frames_of(vec![0x7f, 0xff, 0xff, 0xff], 100).await;
+        assert!(frames[0].as_ref().unwrap_err().contains("exceeds"));
+        let frames = frames_of(vec![0, 0, 0, 10, 1, 2], 100).await;
+        assert!(frames[0].as_ref().unwrap_err().contains("middle"));
+        let frames = frames_of(vec![0, 0], 100).await;
+        assert!(frames[0].as_ref().unwrap_err().contains("middle"));
+    }
+}
