@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Run Runnel's whole test suite: Rust unit/integration tests, then the Python
+# and kcat client tests against a freshly built `runnel` binary.
+#
+# Usage:  bash scripts/test.sh [extra pytest args...]
+#         e.g. bash scripts/test.sh -k confluent -x
+#
+# It installs what it needs and is idempotent: a second run skips the
+# installs quickly. Steps:
+#   1. Debian packages (kcat, C toolchain for librdkafka's build) if missing
+#   2. Python venv at .venv with tests/python/requirements.txt (reinstalled
+#      only when that file changes; a hash stamp lives in .venv)
+#   3. cargo build --workspace --all-targets --locked
+#   4. cargo test --workspace --locked
+#   5. pytest tests/python against target/debug/runnel
+# It stops at the first failing step, names it, and exits non-zero.
+#
+# Knobs (environment variables):
+#   RUNNEL_TEST_ONLY=python   skip step 4 (cargo test); still builds the binary
+#   RUNNEL_TEST_ONLY=rust     skip step 5 (pytest) and the venv setup
+#   RUNNEL_SKIP_INSTALL=1     skip steps 1-2 (no apt, no pip); the venv must exist
+#   RUNNEL_TEST_TIMEOUT=120   per-test timeout for pytest, in seconds
+#   RUNNEL_BIN=/path/runnel   broker binary for pytest (default:
+#                             ${CARGO_TARGET_DIR:-target}/debug/runnel)
+#   RUNNEL_TEST_LOG_DIR=DIR   keep broker stderr logs there (default: pytest tmp)
+#   Extra arguments are passed to pytest.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT=$PWD
+
+ONLY=${RUNNEL_TEST_ONLY:-}
+case "$ONLY" in
+  "" | python | rust) ;;
+  *) echo "test.sh: RUNNEL_TEST_ONLY must be 'python', 'rust' or empty, not '$ONLY'" >&2; exit 2 ;;
+esac
+
+CURRENT_STEP="setup"
+SUITE_START=$SECONDS
+STEP_START=$SECONDS
+
+on_exit() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "test.sh: FAILED in step '$CURRENT_STEP' (exit $rc) after $((SECONDS - SUITE_START))s" >&2
+  else
+    echo "test.sh: all steps passed in $((SECONDS - SUITE_START))s"
+  fi
+}
+trap on_exit EXIT
+
+end_step() {
+  if [ "$CURRENT_STEP" != "setup" ]; then
+    echo "--- step '$CURRENT_STEP' done in $((SECONDS - STEP_START))s"
+  fi
+}
+
+step() {
+  end_step
+  CURRENT_STEP=$1
+  STEP_START=$SECONDS
+  echo "=== $CURRENT_STEP"
+}
+
+# ---------------------------------------------------------------------------
+# 1. Debian packages
+#   kcat                      the kcat client tests
+#   build-essential           cc, c++ and make: the rdkafka crate (dev-dependency
+#                             of crates/runnel) builds librdkafka from source with
+#                             ./configure && make; zstd-sys and libz-sys use cc
+#   pkg-config, zlib1g-dev    libz-sys links the system zlib when pkg-config finds it
+# The rdkafka crate is used with its default features (libz only; no ssl, sasl,
+# external zstd or lz4), so libssl-dev, libsasl2-dev, libzstd-dev and
+# liblz4-dev are not needed. Add them here if those features get enabled.
+# ---------------------------------------------------------------------------
+install_debian_packages() {
+  local wanted=(kcat build-essential pkg-config zlib1g-dev)
+  # The venv needs ensurepip; pyenv's Python has it, Debian's needs python3-venv.
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    wanted+=(python3-venv)
+  fi
+  if ! command -v dpkg >/dev/null 2>&1; then
+    echo "dpkg not found: not a Debian system; make sure these are installed: ${wanted[*]}"
+    return 0
+  fi
+  local missing=() pkg
+  for pkg in "${wanted[@]}"; do
+    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "Debian packages present: ${wanted[*]}"
+    return 0
+  fi
+  echo "Installing Debian packages: ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo -n)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# ---------------------------------------------------------------------------
+# 2. Python venv
+# ---------------------------------------------------------------------------
+VENV=$REPO_ROOT/.venv
+REQUIREMENTS=tests/python/requirements.txt
+STAMP=$VENV/.requirements.sha256
+
+setup_venv() {
+  # Recreate the venv when its interpreter is gone (e.g. Python upgraded).
+  if [ -d "$VENV" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    echo "Existing .venv is broken; recreating it"
+    rm -rf "$VENV"
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "Creating venv at .venv with $(python3 --version 2>&1)"
+    python3 -m venv "$VENV"
+  fi
+  local want have=""
+  want="$( (sha256sum "$REQUIREMENTS"; "$VENV/bin/python" --version) | sha256sum | cut -d' ' -f1)"
+  if [ -f "$STAMP" ]; then
+    have=$(cat "$STAMP")
+  fi
+  if [ "$want" = "$have" ]; then
+    echo "venv up to date with $REQUIREMENTS"
+    return 0
+  fi
+  echo "Installing $REQUIREMENTS into .venv"
+  rm -f "$STAMP"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q -r "$REQUIREMENTS"
+  echo "$want" >"$STAMP"
+}
+
+if [ "${RUNNEL_SKIP_INSTALL:-}" = "1" ]; then
+  echo "RUNNEL_SKIP_INSTALL=1: skipping Debian packages and venv setup"
+else
+  step "debian packages"
+  install_debian_packages
+  if [ "$ONLY" != "rust" ]; then
+    step "python venv"
+    setup_venv
+  fi
+fi
+
+# ---------------------------------------------------------------------------
+# 3-4. Rust
+# ---------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "test.sh: cargo not found on PATH (a Rust toolchain is required)" >&2
+  exit 1
+fi
+
+step "cargo build"
+cargo build --workspace --all-targets --locked
+
+if [ "$ONLY" = "python" ]; then
+  echo "RUNNEL_TEST_ONLY=python: skipping cargo test"
+else
+  step "cargo test"
+  cargo test --workspace --locked
+fi
+
+# ---------------------------------------------------------------------------
+# 5. Python and kcat client tests
+# ---------------------------------------------------------------------------
+if [ "$ONLY" = "rust" ]; then
+  echo "RUNNEL_TEST_ONLY=rust: skipping the Python client tests"
+else
+  step "pytest"
+  RUNNEL_BIN=${RUNNEL_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/runnel}
+  export RUNNEL_BIN
+  if [ ! -x "$RUNNEL_BIN" ]; then
+    echo "test.sh: broker binary not found at $RUNNEL_BIN" >&2
+    exit 1
+  fi
+  "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider \
+    --timeout="${RUNNEL_TEST_TIMEOUT:-120}" "$@"
+fi
+
+end_step
