@@ -1,0 +1,103 @@
+"""Test data and small utilities shared by Runnel's client tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+# A fixed, realistic CreateTime base (2023-11-14T22:13:20.123Z); odd
+# milliseconds catch any rounding to seconds.
+BASE_TS = 1_700_000_000_123
+
+# Kafka's default message.max.bytes is 1048588 (1 MiB + 12 bytes of log
+# overhead): the whole record batch must fit. A value of 1 MiB - 1 KiB leaves
+# room for the 61-byte batch header, the record framing and a short key.
+LARGE_VALUE_SIZE = 1024 * 1024 - 1024
+BROKER_MESSAGE_MAX_BYTES = 1048588
+# Client-side limits raised for the large-record tests.
+CLIENT_MAX_BYTES = 2 * 1024 * 1024
+
+CODECS = ["gzip", "snappy", "lz4", "zstd"]
+
+
+@dataclass
+class Rec:
+    """One record as produced, and as it must come back."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    timestamp: int | None = None
+
+
+def round_trip_records(base_ts: int = BASE_TS) -> list[Rec]:
+    """Records covering keys, null/empty keys and values, headers and timestamps.
+
+    Timestamps are explicit CreateTimes and deliberately not monotonic (the
+    last record is older than the others): the broker must keep each exactly.
+    """
+    return [
+        Rec(b"key-1", b"value-1", [], base_ts),
+        Rec(None, b"record with a null key", [], base_ts + 1),
+        Rec(b"tombstone-key", None, [], base_ts + 2),
+        Rec(b"empty-value-key", b"", [], base_ts + 3),
+        Rec(
+            b"with-headers",
+            b"value with headers",
+            [
+                ("h-binary", b"\x00\x01\x02\xfe\xff"),
+                ("dup", b"first"),
+                ("h-all-bytes", bytes(range(256))),
+                ("dup", b"second"),
+                ("h-empty", b""),
+                ("dup", b"third"),
+            ],
+            base_ts + 4,
+        ),
+        Rec(b"\x00\xffbinary\nkey", bytes(range(256)) * 4, [("only", b"one")], base_ts + 5),
+        Rec(b"older", b"timestamp earlier than the previous records", [], base_ts - 86_400_000),
+    ]
+
+
+def compressible_value(i: int) -> bytes:
+    """A value that compresses well (so every codec really shrinks the batch)."""
+    return (f"record {i:05d} of a compressible payload; " * 12).encode()
+
+
+def large_value(seed: int = 7) -> bytes:
+    """LARGE_VALUE_SIZE bytes of incompressible data, reproducible from seed."""
+    import random
+
+    return random.Random(seed).randbytes(LARGE_VALUE_SIZE)
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+    """Poll predicate() until it returns a truthy value; return that value or raise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def offsets_for_times_cases(base_ts: int, step: int) -> list[tuple[str, int, int | None]]:
+    """(description, query timestamp, expected offset or None) for records at
+    offsets 0..4 with timestamps base_ts + step*i."""
+    last = base_ts + 4 * step
+    return [
+        ("before all records", base_ts - 10 * step, 0),
+        ("exactly the first", base_ts, 0),
+        ("just after the first", base_ts + 1, 1),
+        ("between 2 and 3", base_ts + 2 * step + step // 2, 3),
+        ("exactly the last", last, 4),
+        ("after the last", last + 1, None),
+    ]
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false", "no")
