@@ -178,3 +178,43 @@ pub fn simple_batch(records: usize, value_bytes: usize, compression: Compression
     }
     builder.build()
 }
+
+/// Validates `batches` (one or more built batches back to back), appends them with leader epoch 0, and returns the
+/// append result with the bytes as stored (offsets assigned).
+pub fn append_bytes(
+    log: &crate::Log,
+    mut batches: Vec<u8>,
+    now_ms: i64,
+) -> Result<(crate::AppendInfo, Vec<u8>), crate::LogError> {
+    let validated = crate::validate_batches(&batches, usize::MAX)?;
+    let info = log.append(&mut batches, &validated, 0, now_ms)?;
+    Ok((info, batches))
+}
+
+/// Reads every batch from `from` to the log end offset, one `read` call after another.
+pub fn read_all(log: &crate::Log, from: i64) -> Result<Vec<u8>, crate::LogError> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    let end = log.log_end_offset();
+    while offset < end {
+        let result = log.read(offset, 64 * 1024, end, true)?;
+        let batches = split_batches(&result.bytes);
+        let last = batches.last().expect("a read below the log end offset returns a batch");
+        offset = last.last_offset() + 1;
+        out.extend_from_slice(&result.bytes);
+    }
+    Ok(out)
+}
+
+/// Headers of the whole batches in `bytes`. Panics on a partial batch.
+pub fn split_batches(bytes: &[u8]) -> Vec<BatchHeader> {
+    let mut headers = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let header = BatchHeader::parse(&bytes[pos..]).expect("whole header");
+        assert!(pos + header.total_bytes() <= bytes.len(), "partial batch in read result");
+        pos += header.total_bytes();
+        headers.push(header);
+    }
+    headers
+}

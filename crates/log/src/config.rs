@@ -1,0 +1,47 @@
+//! `LogConfig`: the per-partition settings the storage engine obeys, with Kafka's names and defaults.
+
+use crate::batch::TimestampType;
+
+/// Per-partition storage settings. Field comments give the Kafka topic config (and broker default) they mirror.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes` / `log.segment.bytes`: roll when an append would grow the active segment past this.
+    pub segment_bytes: u64,
+    /// `segment.ms` / `log.roll.ms`: roll when the active segment's first append is this old.
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: roll when an index of the active segment would grow past this.
+    pub segment_index_bytes: u64,
+    /// `index.interval.bytes`: log bytes between two offset index entries.
+    pub index_interval_bytes: u32,
+    /// `flush.messages` / `log.flush.interval.messages`: flush after this many unflushed messages
+    /// (Runnel defaults to 1, flush before ack; `i64::MAX` means never by count).
+    pub flush_interval_messages: i64,
+    /// `flush.ms` / `log.flush.interval.ms`: flush when unflushed data is this old.
+    pub flush_interval_ms: i64,
+    /// `max.message.bytes`: the largest record batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            segment_index_bytes: 10 << 20,
+            index_interval_bytes: 4096,
+            flush_interval_messages: 1,
+            flush_interval_ms: i64::MAX,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The segment size the engine actually enforces: positions in the offset index are i32.
+    pub(crate) fn segment_bytes_max(&self) -> u64 {
+        self.segment_bytes.min(i32::MAX as u64)
+    }
+}
