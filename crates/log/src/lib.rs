@@ -10,16 +10,33 @@
 //! blocking threads.
 
 pub mod batch;
+pub mod checkpoint;
+pub mod config;
 pub mod error;
+mod flusher;
+pub mod index;
+mod log;
+mod manager;
+pub mod offset_index;
+mod read;
 pub mod records;
+mod recovery;
+mod scan;
+mod segment;
+pub mod time_index;
 pub mod varint;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use batch::{validate_batches, BatchError, BatchHeader, BatchInfo, Compression, TimestampType, ValidatedBatches};
+pub use config::LogConfig;
 pub use error::LogError;
+pub use flusher::{FlushStats, Flusher};
+pub use log::{parse_partition_dir_name, AppendInfo, Log, OpenMode, OpenOptions, ReadResult};
+pub use manager::{validate_topic_name, LogManager, StartupReport};
 pub use records::{RecordHeader, RecordView, Records};
+pub use recovery::RecoveryStats;
 
 /// Size of a magic-2 record batch header.
 pub const BATCH_HEADER_BYTES: usize = 61;
