@@ -131,3 +131,79 @@ fn run(shared: &Shared) {
         shared.rounds.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Compression;
+    use crate::config::LogConfig;
+    use crate::testing::{append_bytes, simple_batch};
+    use parking_lot::Condvar;
+
+    /// Waits until the log's flushed offset passes `offset`, woken by its flush listener.
+    struct FlushWaiter {
+        flushed: Mutex<i64>,
+        changed: Condvar,
+    }
+
+    impl FlushWaiter {
+        fn wait_past(&self, offset: i64) {
+            let mut flushed = self.flushed.lock();
+            while *flushed <= offset {
+                assert!(
+                    !self.changed.wait_for(&mut flushed, std::time::Duration::from_secs(30)).timed_out(),
+                    "flush of offset {offset} never came"
+                );
+            }
+        }
+    }
+
+    // Goal: under concurrent appends that each wait for durability, every append is flushed, and appends share
+    // fsyncs (group commit): far fewer fsyncs than appends.
+    #[test]
+    fn concurrent_appends_share_fsyncs() {
+        const THREADS: usize = 8;
+        const APPENDS: usize = 50;
+        let root = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes: 64 * 1024, ..LogConfig::default() };
+        let log = Arc::new(Log::create(root.path().join("t-0"), config).unwrap());
+        let waiter = Arc::new(FlushWaiter { flushed: Mutex::new(0), changed: Condvar::new() });
+        let listener = waiter.clone();
+        log.set_flush_listener(Box::new(move |offset| {
+            *listener.flushed.lock() = offset;
+            listener.changed.notify_all();
+        }));
+        let flusher = Arc::new(Flusher::start("test"));
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    for _ in 0..APPENDS {
+                        let (info, _) = append_bytes(&log, simple_batch(2, 100, Compression::None), 0).unwrap();
+                        flusher.request(&log);
+                        waiter.wait_past(info.last_offset);
+                        assert!(log.flushed_offset() > info.last_offset);
+                    }
+                });
+            }
+        });
+        let appends = (THREADS * APPENDS) as u64;
+        assert_eq!(log.flushed_offset(), log.log_end_offset());
+        assert_eq!(log.log_end_offset(), 2 * appends as i64);
+        let stats = flusher.stats();
+        assert_eq!(stats.requests, appends);
+        assert!(stats.fsyncs < appends, "{stats:?}");
+        assert!(stats.rounds < appends, "{stats:?}");
+        Arc::into_inner(flusher).unwrap().shutdown();
+    }
+
+    #[test]
+    fn shutdown_serves_pending_requests() {
+        let root = tempfile::tempdir().unwrap();
+        let log = Arc::new(Log::create(root.path().join("t-0"), LogConfig::default()).unwrap());
+        append_bytes(&log, simple_batch(1, 10, Compression::None), 0).unwrap();
+        let flusher = Flusher::start("test");
+        flusher.request(&log);
+        flusher.shutdown();
+        assert_eq!(log.flushed_offset(), 1);
+    }
+}

@@ -347,3 +347,191 @@ fn random_hex() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Compression;
+    use crate::testing::{append_bytes, read_all, simple_batch};
+
+    fn config() -> LogConfig {
+        LogConfig { segment_bytes: 4096, index_interval_bytes: 512, ..LogConfig::default() }
+    }
+
+    /// Opens a manager with two partitions holding a few segments each; returns their stored bytes.
+    fn populated(dir: &Path) -> (LogManager, Vec<Vec<u8>>) {
+        let manager = LogManager::open(dir.to_path_buf(), config()).unwrap();
+        let mut stored = Vec::new();
+        for (topic, partition) in [("alpha", 0), ("beta-2", 1)] {
+            let log = manager.get_or_create(topic, partition, config()).unwrap();
+            let mut bytes = Vec::new();
+            for i in 0..40 {
+                bytes.extend(append_bytes(&log, simple_batch(1 + i % 3, 150, Compression::None), 0).unwrap().1);
+            }
+            stored.push(bytes);
+        }
+        (manager, stored)
+    }
+
+    fn segment_logs(dir: &Path) -> Vec<PathBuf> {
+        let mut logs = Vec::new();
+        for partition in std::fs::read_dir(dir).unwrap() {
+            let partition = partition.unwrap().path();
+            if partition.is_dir() {
+                for file in std::fs::read_dir(&partition).unwrap() {
+                    let file = file.unwrap().path();
+                    if file.extension().is_some_and(|e| e == "log") {
+                        logs.push(file);
+                    }
+                }
+            }
+        }
+        logs
+    }
+
+    // Goal: a clean shutdown writes checkpoints and a marker, and the next start is clean, scans nothing, removes the
+    // marker before accepting writes, and serves the same data.
+    #[test]
+    fn clean_shutdown_and_clean_start() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, stored) = populated(root.path());
+        manager.shutdown().unwrap();
+        manager.shutdown().unwrap();
+        assert!(manager.get_or_create("gamma", 0, config()).is_err());
+        drop(manager);
+        let marker = std::fs::read_to_string(root.path().join(CLEAN_SHUTDOWN_MARKER)).unwrap();
+        assert!(marker.starts_with("0\n2\nalpha 0 "), "{marker}");
+        let rp = std::fs::read_to_string(root.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap();
+        assert!(rp.starts_with("0\n2\nalpha 0 "), "{rp}");
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        assert!(!root.path().join(CLEAN_SHUTDOWN_MARKER).exists());
+        let report = manager.startup_report();
+        assert!(report.clean);
+        assert_eq!((report.partitions, report.recovered_partitions, report.bytes_scanned), (2, 0, 0));
+        assert_eq!(read_all(&manager.get("alpha", 0).unwrap(), 0).unwrap(), stored[0]);
+        assert_eq!(read_all(&manager.get("beta-2", 1).unwrap(), 0).unwrap(), stored[1]);
+    }
+
+    // Goal: prove a clean start reads no `.log` data. Every segment file is overwritten with garbage of the same size
+    // after a clean shutdown; had the clean start read (and validated) any of it, it would have truncated the log.
+    // The same files then make an unclean start (marker and checkpoints removed) truncate everything.
+    #[test]
+    fn clean_start_reads_no_segment_data() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, _) = populated(root.path());
+        let ends: Vec<i64> = ["alpha", "beta-2"]
+            .iter()
+            .map(|t| manager.get(t, i32::from(*t != "alpha")).unwrap().log_end_offset())
+            .collect();
+        manager.shutdown().unwrap();
+        drop(manager);
+        let logs = segment_logs(root.path());
+        assert!(logs.len() > 4);
+        for path in &logs {
+            let len = std::fs::metadata(path).unwrap().len() as usize;
+            std::fs::write(path, vec![0xee; len]).unwrap();
+        }
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        let report = manager.startup_report();
+        assert!(report.clean && report.recovered_partitions == 0 && report.bytes_scanned == 0, "{report:?}");
+        assert_eq!(manager.get("alpha", 0).unwrap().log_end_offset(), ends[0]);
+        assert_eq!(manager.get("beta-2", 1).unwrap().log_end_offset(), ends[1]);
+        assert!(manager.get("alpha", 0).unwrap().read(0, 1000, i64::MAX, true).is_err(), "garbage is never served");
+        drop(manager);
+        std::fs::remove_file(root.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap();
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        let report = manager.startup_report();
+        assert!(!report.clean && report.recovered_partitions == 2 && report.bytes_scanned > 0, "{report:?}");
+        assert_eq!(manager.get("alpha", 0).unwrap().log_end_offset(), 0);
+    }
+
+    // Goal: a crash (no shutdown) is an unclean start that keeps everything written, scanning only past the
+    // checkpointed recovery point.
+    #[test]
+    fn crash_recovers_from_checkpoint() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, stored) = populated(root.path());
+        for log in manager.logs() {
+            log.flush().unwrap();
+        }
+        manager.checkpoint().unwrap();
+        let alpha = manager.get("alpha", 0).unwrap();
+        append_bytes(&alpha, simple_batch(2, 10, Compression::None), 0).unwrap();
+        let end = alpha.log_end_offset();
+        drop(alpha);
+        drop(manager);
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        let report = manager.startup_report();
+        assert!(!report.clean && report.recovered_partitions == 2, "{report:?}");
+        let total: usize = stored.iter().map(Vec::len).sum();
+        assert!(report.bytes_scanned < total as u64 / 2, "{report:?}");
+        assert!(report.truncated_bytes.is_empty());
+        let alpha = manager.get("alpha", 0).unwrap();
+        assert_eq!(alpha.log_end_offset(), end);
+        assert!(read_all(&alpha, 0).unwrap().starts_with(&stored[0]));
+        assert_eq!(read_all(&manager.get("beta-2", 1).unwrap(), 0).unwrap(), stored[1]);
+    }
+
+    // Goal: a partition whose active segment changed size after the marker was written is recovered; others are not.
+    #[test]
+    fn marker_size_mismatch_recovers_that_partition() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, stored) = populated(root.path());
+        let active = manager.get("beta-2", 1).unwrap().active_segment_path();
+        manager.shutdown().unwrap();
+        drop(manager);
+        let mut bytes = std::fs::read(&active).unwrap();
+        bytes.extend_from_slice(&[0u8; 100]);
+        std::fs::write(&active, bytes).unwrap();
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        let report = manager.startup_report();
+        assert_eq!(report.recovered_partitions, 1);
+        assert_eq!(report.truncated_bytes.get(&("beta-2".to_string(), 1)), Some(&100));
+        assert_eq!(read_all(&manager.get("beta-2", 1).unwrap(), 0).unwrap(), stored[1]);
+    }
+
+    #[test]
+    fn delete_partition() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, _) = populated(root.path());
+        let log = manager.get("alpha", 0).unwrap();
+        manager.delete("alpha", 0).unwrap();
+        manager.delete("alpha", 0).unwrap();
+        assert!(manager.get("alpha", 0).is_none());
+        assert!(matches!(append_bytes(&log, simple_batch(1, 1, Compression::None), 0), Err(LogError::Closed { .. })));
+        assert!(!root.path().join("alpha-0").exists());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_dir(root.path())
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with("-delete"))
+        {
+            assert!(Instant::now() < deadline, "deletion did not finish");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let fresh = manager.get_or_create("alpha", 0, config()).unwrap();
+        assert_eq!(fresh.log_end_offset(), 0);
+        manager.checkpoint().unwrap();
+        drop(manager);
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        assert_eq!(manager.logs().len(), 2);
+    }
+
+    #[test]
+    fn directory_is_locked() {
+        let root = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        assert!(matches!(LogManager::open(root.path().to_path_buf(), config()), Err(LogError::DirLocked { .. })));
+        drop(manager);
+        LogManager::open(root.path().to_path_buf(), config()).unwrap();
+    }
+
+    #[test]
+    fn topic_names() {
+        for good in ["a", "orders.v1", "my_topic-2", &"x".repeat(249)] {
+            validate_topic_name(good).unwrap();
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "ü", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+}
