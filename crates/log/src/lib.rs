@@ -17,6 +17,8 @@ mod flusher;
 pub mod index;
 mod log;
 mod manager;
+#[cfg(test)]
+mod model_tests;
 pub mod offset_index;
 mod read;
 pub mod records;
