@@ -1,3 +1,22 @@
-//! Runnel's broker (being assembled: only the protocol module is wired while the storage engine lands).
+//! Runnel's broker: a Kafka-wire-compatible server over the `runnel-log`
+//! storage engine.
+//!
+//! Layers, top down: [`server`] accepts connections; [`connection`] frames,
+//! guards and orders requests; [`handler`] holds one module per Kafka API;
+//! [`broker`] and [`partition`] hold the state the handlers share; [`meta`] is
+//! the metadata state machine; [`config`] names every setting and bound.
+//! Kafka error codes appear only in handlers, through [`error`].
 
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod handler;
+pub mod meta;
+pub mod partition;
 pub mod protocol;
+pub mod server;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, Source};
+pub use server::Server;

@@ -1,0 +1,100 @@
+//! One client connection: read frames, guard and decode them, dispatch, and
+//! write responses in request order.
+//!
+//! Up to `connection.max.inflight.requests` requests may be in progress at
+//! once; beyond that the connection stops reading, which pushes back on the
+//! client through TCP. A frame that cannot be read or parsed closes this
+//! connection only, after the responses already due have been written.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::handler::{self, api_versions, Endpoint};
+use crate::protocol::guard::{self, GuardError};
+use crate::protocol::{decode_request, encode_response, FrameReader};
+
+/// A response waiting its turn: what to encode it as, and the handler's future.
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Option<bytes::Bytes>> + Send>>;
+
+/// Serves one connection until the client leaves, a frame is bad, or the
+/// broker shuts down (then in-flight requests finish first).
+pub async fn serve(
+    broker: Arc<Broker>,
+    endpoint: Endpoint,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let (rd, mut wr) = stream.into_split();
+    let mut frames = FrameReader::new(rd, broker.config.socket_request_max_bytes());
+    let inflight_max = broker.config.connection_max_inflight_requests();
+    let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            Some(response) = inflight.next(), if !inflight.is_empty() => {
+                if let Some(bytes) = response {
+                    if let Err(e) = wr.write_all(&bytes).await {
+                        tracing::debug!(%peer, error = %e, "write failed, closing connection");
+                        return;
+                    }
+                }
+            }
+            frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
+                match frame {
+                    Ok(Some(frame)) => match start_request(&broker, &endpoint, frame).await {
+                        Ok(pending) => inflight.push_back(pending),
+                        Err(reason) => {
+                            tracing::info!(%peer, %reason, "closing connection after a bad request");
+                            reading = false;
+                        }
+                    },
+                    Ok(None) => reading = false,
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "closing connection after a bad frame");
+                        reading = false;
+                    }
+                }
+            }
+            _ = shutdown.changed(), if reading => reading = false,
+        }
+        if !reading && inflight.is_empty() {
+            break;
+        }
+    }
+    if let Err(e) = wr.shutdown().await {
+        tracing::debug!(%peer, error = %e, "socket shutdown failed");
+    }
+}
+
+/// Guards, decodes and dispatches one frame. An error closes the connection.
+async fn start_request(broker: &Arc<Broker>, endpoint: &Endpoint, frame: bytes::Bytes) -> Result<InFlight, String> {
+    let summary = match guard::check_request(&frame) {
+        Ok(summary) => summary,
+        Err(GuardError::UnsupportedVersion { api_key, correlation_id, .. })
+            if api_key == ApiKey::ApiVersions as i16 =>
+        {
+            let body = ResponseKind::ApiVersions(api_versions::unsupported());
+            let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body);
+            return Ok(Box::pin(async move { Some(bytes) }));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
+    let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
+    let pending = handler::dispatch(broker, endpoint, request).await.map_err(|e| e.to_string())?;
+    Ok(Box::pin(async move {
+        let body = pending.await?;
+        Some(encode_response(api_key, version, correlation_id, &body))
+    }))
+}

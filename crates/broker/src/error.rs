@@ -1,0 +1,55 @@
+//! The one place where internal errors become Kafka error codes.
+//!
+//! Handlers never pick codes for storage or validation failures themselves;
+//! they call [`ToErrorCode::error_code`] on the internal error. The request
+//! version is passed along so a code newer than the client can be replaced by
+//! one it knows.
+
+use kafka_protocol::error::ResponseError;
+use runnel_log::{BatchError, LogError};
+
+use crate::broker::TopicError;
+
+/// Maps an internal error to the Kafka error code for a response.
+pub trait ToErrorCode {
+    fn error(&self) -> ResponseError;
+
+    fn error_code(&self) -> i16 {
+        self.error().code()
+    }
+}
+
+impl ToErrorCode for BatchError {
+    fn error(&self) -> ResponseError {
+        match self {
+            BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+            // Produce v3+ carries only magic-2 batches; Kafka refuses others as invalid records.
+            BatchError::UnsupportedMagic { .. } => ResponseError::InvalidRecord,
+            _ => ResponseError::CorruptMessage,
+        }
+    }
+}
+
+impl ToErrorCode for LogError {
+    fn error(&self) -> ResponseError {
+        match self {
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            LogError::Batch(e) => e.error(),
+            _ => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToErrorCode for TopicError {
+    fn error(&self) -> ResponseError {
+        match self {
+            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
+            TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
+            TopicError::Meta(_) | TopicError::Log(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}

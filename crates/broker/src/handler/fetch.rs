@@ -1,0 +1,159 @@
+//! Fetch: whole record batches below the high watermark, with long polling.
+//!
+//! Each round reads every requested partition on a blocking thread. If the
+//! round found fewer than `min_bytes`, the request waits until a requested
+//! partition's high watermark moves or `max_wait_ms` passes, then reads again.
+//! The watchers are taken before the read, so data that arrives between the
+//! read and the wait still wakes it. Sizes follow KIP-74: partitions are
+//! filled in request order up to `max_bytes` (capped by `fetch.max.bytes`)
+//! and each up to its `partition_max_bytes`, but the first batch of the
+//! first non-empty partition is returned whole even when it is larger, so a
+//! consumer always makes progress. Fetch sessions are not kept: every
+//! response is a full, sessionless one (session id 0), which Kafka clients
+//! accept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, TopicName};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::error::ToErrorCode;
+use crate::partition::Partition;
+
+/// Longest wait a client may ask for; Kafka clients use at most a few seconds.
+const MAX_WAIT_MS_MAX: i32 = 60_000;
+
+/// One requested partition, resolved once per request.
+struct Target {
+    partition_index: i32,
+    partition: Result<Arc<Partition>, ResponseError>,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+}
+
+struct TopicTargets {
+    name: TopicName,
+    topic_id: Uuid,
+    targets: Vec<Target>,
+}
+
+pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+    let topics = resolve(&broker, req.topics, version);
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0).min(broker.config.fetch_max_bytes());
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
+    let topics = Arc::new(topics);
+    loop {
+        let mut watchers: Vec<watch::Receiver<i64>> = topics
+            .iter()
+            .flat_map(|t| t.targets.iter())
+            .filter_map(|t| t.partition.as_ref().ok().map(|p| p.watch_high_watermark()))
+            .collect();
+        let round = topics.clone();
+        let (responses, bytes, errors) = tokio::task::spawn_blocking(move || read_round(&round, max_bytes, version))
+            .await
+            .expect("fetch read does not panic");
+        if bytes >= min_bytes || errors || Instant::now() >= deadline || watchers.is_empty() {
+            return FetchResponse::default().with_responses(responses);
+        }
+        let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            // Nothing arrived in time: one last read returns whatever is there.
+            let round = topics.clone();
+            let (responses, _, _) = tokio::task::spawn_blocking(move || read_round(&round, max_bytes, version))
+                .await
+                .expect("fetch read does not panic");
+            return FetchResponse::default().with_responses(responses);
+        }
+    }
+}
+
+fn resolve(
+    broker: &Broker,
+    topics: Vec<kafka_protocol::messages::fetch_request::FetchTopic>,
+    version: i16,
+) -> Vec<TopicTargets> {
+    topics
+        .into_iter()
+        .map(|t| {
+            // Fetch v13 names topics by id (KIP-516).
+            let (topic, unknown) = if version >= 13 {
+                (broker.topic_by_id(&t.topic_id), ResponseError::UnknownTopicId)
+            } else {
+                (broker.topic(&t.topic), ResponseError::UnknownTopicOrPartition)
+            };
+            let targets = t
+                .partitions
+                .into_iter()
+                .map(|p| Target {
+                    partition_index: p.partition,
+                    partition: topic.as_ref().and_then(|t| t.partition(p.partition)).cloned().ok_or(unknown),
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                })
+                .collect();
+            TopicTargets { name: t.topic, topic_id: t.topic_id, targets }
+        })
+        .collect()
+}
+
+/// Reads every target once. Returns the responses, the record bytes found and
+/// whether any partition answered with an error (which ends the wait at once).
+fn read_round(topics: &[TopicTargets], max_bytes: usize, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut remaining = max_bytes;
+    let mut total = 0usize;
+    let mut any_error = false;
+    let responses = topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .targets
+                .iter()
+                .map(|target| {
+                    let data = read_partition(target, remaining, total == 0, version);
+                    let len = data.records.as_ref().map_or(0, |r| r.len());
+                    remaining = remaining.saturating_sub(len);
+                    total += len;
+                    any_error |= data.error_code != 0;
+                    data
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    (responses, total, any_error)
+}
+
+fn read_partition(target: &Target, remaining: usize, first_with_data: bool, version: i16) -> PartitionData {
+    let base =
+        PartitionData::default().with_partition_index(target.partition_index).with_preferred_read_replica(BrokerId(-1));
+    let partition = match &target.partition {
+        Ok(p) => p,
+        Err(e) => return base.with_error_code(e.code()).with_high_watermark(-1),
+    };
+    let hw = partition.high_watermark();
+    // Without transactions the last stable offset is the high watermark.
+    let base = base.with_high_watermark(hw).with_last_stable_offset(hw);
+    let max = target.partition_max_bytes.min(remaining);
+    let (data, log_start_offset) = match partition.log.read(target.fetch_offset, max, hw, first_with_data) {
+        Ok(read) => (base.with_records(Some(read.bytes)), read.log_start_offset),
+        Err(e) => (base.with_error_code(e.error_code()), partition.log.log_start_offset()),
+    };
+    // The log start offset is in the response from v5 (KIP-107).
+    if version >= 5 {
+        data.with_log_start_offset(log_start_offset)
+    } else {
+        data
+    }
+}

@@ -1,0 +1,80 @@
+//! One module per Kafka API, dispatched from [`dispatch`].
+//!
+//! Dispatch runs in the connection's task in request order. Anything whose
+//! order matters (appends) happens before `dispatch` returns; waiting (fsync,
+//! long polls) happens in the returned future, which the connection polls
+//! alongside later requests while keeping responses in request order.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+use crate::protocol::Request;
+
+/// A response to come: `None` when the request gets no response (`acks=0`).
+pub type Pending = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+
+/// The address clients should use to reach this broker.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+}
+
+/// Why a request is not served at all; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+#[error("api {0:?} is not served")]
+pub struct NotServed(pub ApiKey);
+
+/// Routes a decoded request to its handler.
+pub async fn dispatch(broker: &Arc<Broker>, endpoint: &Endpoint, request: Request) -> Result<Pending, NotServed> {
+    let version = request.header.request_api_version;
+    let broker = broker.clone();
+    let pending: Pending = match request.body {
+        RequestKind::ApiVersions(_) => Box::pin(async { Some(ResponseKind::ApiVersions(api_versions::handle())) }),
+        RequestKind::Metadata(req) => {
+            let endpoint = endpoint.clone();
+            Box::pin(
+                async move { Some(ResponseKind::Metadata(metadata::handle(broker, endpoint, req, version).await)) },
+            )
+        }
+        RequestKind::Produce(req) => {
+            let respond = produce::append(broker, req, version).await;
+            Box::pin(async move { respond.await.map(ResponseKind::Produce) })
+        }
+        RequestKind::Fetch(req) => {
+            Box::pin(async move { Some(ResponseKind::Fetch(fetch::handle(broker, req, version).await)) })
+        }
+        RequestKind::ListOffsets(req) => {
+            Box::pin(async move { Some(ResponseKind::ListOffsets(list_offsets::handle(broker, req, version).await)) })
+        }
+        RequestKind::CreateTopics(req) => {
+            Box::pin(async move { Some(ResponseKind::CreateTopics(create_topics::handle(broker, req, version).await)) })
+        }
+        RequestKind::DeleteTopics(req) => {
+            Box::pin(async move { Some(ResponseKind::DeleteTopics(delete_topics::handle(broker, req, version).await)) })
+        }
+        _ => return Err(NotServed(request.api_key)),
+    };
+    Ok(pending)
+}
+
+/// Milliseconds since the Unix epoch, the unit of Kafka timestamps.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests;

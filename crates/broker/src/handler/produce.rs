@@ -1,0 +1,206 @@
+//! Produce: validate each partition's batch, append it, and answer when the
+//! `acks` promise holds.
+//!
+//! The handler runs in two phases. [`append`] validates and appends every
+//! partition's batch in request order, on a blocking thread, before the
+//! connection reads its next request, so pipelined requests append in the
+//! order they were sent. The returned future then waits for durability:
+//! `acks=all` waits for the fsync the flush policy requires; `acks=1` answers
+//! once the batch is in the log (page cache); `acks=0` gets no response.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+use runnel_log::{validate_batches, BatchError, Flusher};
+use uuid::Uuid;
+
+use crate::broker::{Broker, Topic};
+use crate::error::ToErrorCode;
+use crate::handler::now_ms;
+use crate::partition::Partition;
+
+/// `acks` values Kafka accepts.
+const ACKS_NONE: i16 = 0;
+const ACKS_LEADER: i16 = 1;
+const ACKS_ALL: i16 = -1;
+const COMPRESSION_ZSTD: i16 = 4;
+
+/// One partition's outcome after the append phase.
+struct Appended {
+    index: i32,
+    result: Result<AppendOk, (ResponseError, Option<String>)>,
+}
+
+struct AppendOk {
+    partition: Arc<Partition>,
+    base_offset: i64,
+    end_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+    wait_for_flush: bool,
+}
+
+struct TopicAppended {
+    name: TopicName,
+    topic_id: Uuid,
+    partitions: Vec<Appended>,
+}
+
+/// Appends every batch, then returns the future that produces the response
+/// (`None` for `acks=0`).
+pub async fn append(
+    broker: Arc<Broker>,
+    req: ProduceRequest,
+    version: i16,
+) -> impl Future<Output = Option<ProduceResponse>> + Send {
+    let acks = req.acks;
+    let appended = if matches!(acks, ACKS_NONE | ACKS_LEADER | ACKS_ALL) {
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || append_all(&b, req, version)).await.expect("append does not panic")
+    } else {
+        reject_all(req, ResponseError::InvalidRequiredAcks)
+    };
+    async move {
+        if acks == ACKS_NONE {
+            return None;
+        }
+        let mut responses = Vec::with_capacity(appended.len());
+        for topic in appended {
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for p in topic.partitions {
+                partitions.push(respond(p, acks, version).await);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(topic.name)
+                    .with_topic_id(topic.topic_id)
+                    .with_partition_responses(partitions),
+            );
+        }
+        Some(ProduceResponse::default().with_responses(responses))
+    }
+}
+
+fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAppended> {
+    let now = now_ms();
+    let mut out = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        // Produce v13 names topics by id (KIP-516).
+        let topic =
+            if version >= 13 { broker.topic_by_id(&topic_data.topic_id) } else { broker.topic(&topic_data.name) };
+        let unknown =
+            if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+        let partitions = topic_data
+            .partition_data
+            .into_iter()
+            .map(|pd| Appended {
+                index: pd.index,
+                result: append_one(
+                    broker.logs.flusher(),
+                    topic.as_deref(),
+                    pd.index,
+                    pd.records,
+                    version,
+                    now,
+                    unknown,
+                ),
+            })
+            .collect();
+        out.push(TopicAppended { name: topic_data.name, topic_id: topic_data.topic_id, partitions });
+    }
+    out
+}
+
+fn append_one(
+    flusher: &Flusher,
+    topic: Option<&Topic>,
+    index: i32,
+    records: Option<Bytes>,
+    version: i16,
+    now: i64,
+    unknown: ResponseError,
+) -> Result<AppendOk, (ResponseError, Option<String>)> {
+    let partition = topic.and_then(|t| t.partition(index)).ok_or((unknown, None))?.clone();
+    let records = records.ok_or((ResponseError::InvalidRecord, Some("records are null".to_string())))?;
+    let config = partition.log.config();
+    let validated = validate_batches(&records, config.max_message_bytes).map_err(|e| batch_error(&e))?;
+    // Kafka accepts exactly one batch per partition from Produce v3 on.
+    if validated.batches.len() != 1 {
+        let msg = format!("produce requests with version {version} may carry exactly one record batch per partition");
+        return Err((ResponseError::InvalidRecord, Some(msg)));
+    }
+    // zstd needs Produce v7 (KIP-110); the compression codec is attributes bits 0-2.
+    if version < 7 && validated.batches[0].attributes & 0x07 == COMPRESSION_ZSTD {
+        return Err((ResponseError::UnsupportedCompressionType, None));
+    }
+    let mut owned = records.to_vec();
+    let info = partition.log.append(&mut owned, &validated, 0, now).map_err(|e| {
+        tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed");
+        (e.error(), Some(e.to_string()))
+    })?;
+    partition.on_appended();
+    let wait_for_flush = partition.flush_required(now);
+    if wait_for_flush {
+        flusher.request(&partition.log);
+    }
+    Ok(AppendOk {
+        base_offset: info.base_offset,
+        end_offset: info.last_offset + 1,
+        log_append_time: info.log_append_time,
+        log_start_offset: info.log_start_offset,
+        wait_for_flush,
+        partition,
+    })
+}
+
+fn batch_error(e: &BatchError) -> (ResponseError, Option<String>) {
+    (e.error(), Some(e.to_string()))
+}
+
+async fn respond(appended: Appended, acks: i16, version: i16) -> PartitionProduceResponse {
+    let base = PartitionProduceResponse::default().with_index(appended.index);
+    match appended.result {
+        Ok(ok) => {
+            if acks == ACKS_ALL && ok.wait_for_flush && !ok.partition.wait_flushed(ok.end_offset).await {
+                return base.with_error_code(ResponseError::KafkaStorageError.code());
+            }
+            let done = base.with_base_offset(ok.base_offset).with_log_append_time_ms(ok.log_append_time);
+            // The log start offset is in the response from v5 (KIP-107).
+            if version >= 5 {
+                done.with_log_start_offset(ok.log_start_offset)
+            } else {
+                done
+            }
+        }
+        Err((error, message)) => {
+            let failed = base.with_error_code(error.code()).with_base_offset(-1);
+            // Error messages are in the response from v8 (KIP-467).
+            if version >= 8 {
+                failed.with_error_message(message.map(StrBytes::from_string))
+            } else {
+                failed
+            }
+        }
+    }
+}
+
+fn reject_all(req: ProduceRequest, error: ResponseError) -> Vec<TopicAppended> {
+    req.topic_data
+        .into_iter()
+        .map(|t| TopicAppended {
+            name: t.name,
+            topic_id: t.topic_id,
+            partitions: t
+                .partition_data
+                .into_iter()
+                .map(|p| Appended { index: p.index, result: Err((error, None)) })
+                .collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,129 @@
+//! The listener: accepts connections up to `max.connections`, runs periodic
+//! storage work, and shuts down cleanly.
+//!
+//! Shutdown order: stop accepting, tell every connection to stop reading,
+//! wait (bounded by `shutdown.timeout.ms`) for requests in progress to be
+//! answered, then flush, checkpoint and write the clean-shutdown marker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::broker::Broker;
+use crate::connection;
+use crate::handler::{now_ms, Endpoint};
+
+/// A bound, ready broker.
+pub struct Server {
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    endpoint: Endpoint,
+}
+
+impl Server {
+    /// Binds the listener. The advertised endpoint defaults to the bound address.
+    pub async fn bind(broker: Arc<Broker>) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(broker.config.listen()).await?;
+        let local = listener.local_addr()?;
+        let endpoint = match broker.config.advertised_listener() {
+            Some(adv) => parse_endpoint(&adv).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("advertised listener '{adv}' is not host:port"),
+                )
+            })?,
+            None => Endpoint { host: local.ip().to_string(), port: i32::from(local.port()) },
+        };
+        Ok(Server { broker, listener, endpoint })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down cleanly.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), runnel_log::LogError> {
+        let Server { broker, listener, endpoint } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Every connection holds a clone; when all are dropped, all connections are done.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let permits = Arc::new(Semaphore::new(broker.config.max_connections()));
+        let background = tokio::spawn(periodic(broker.clone(), stop_rx.clone()));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            };
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Usually EMFILE; back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let (broker, endpoint, stop, done) = (broker.clone(), endpoint.clone(), stop_rx.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                connection::serve(broker, endpoint, stream, peer, stop).await;
+                drop(permit);
+                drop(done);
+            });
+        }
+        tracing::info!("shutting down: no new connections, finishing requests in progress");
+        drop(listener);
+        stop_tx.send_replace(true);
+        drop(done_tx);
+        let timeout = Duration::from_millis(broker.config.shutdown_timeout_ms());
+        if tokio::time::timeout(timeout, done_rx.recv()).await.is_err() {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "connections still busy at shutdown timeout");
+        }
+        if let Err(e) = background.await {
+            tracing::warn!(error = %e, "background task ended abnormally");
+        }
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || b.shutdown()).await.expect("shutdown does not panic")?;
+        tracing::info!("clean shutdown complete");
+        Ok(())
+    }
+}
+
+/// Periodic storage work: recovery-point checkpoints and time-based flushes.
+async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut checkpoint = tokio::time::interval(Duration::from_millis(broker.config.checkpoint_interval_ms()));
+    let mut flush = tokio::time::interval(Duration::from_millis(1000));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = checkpoint.tick() => {
+                let b = broker.clone();
+                match tokio::task::spawn_blocking(move || b.logs.checkpoint()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "writing checkpoints failed"),
+                    Err(e) => tracing::error!(error = %e, "checkpoint task panicked"),
+                }
+            }
+            _ = flush.tick() => {
+                let now = now_ms();
+                for log in broker.logs.logs() {
+                    if log.needs_flush(now) {
+                        broker.logs.flusher().request(&log);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn parse_endpoint(s: &str) -> Option<Endpoint> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(Endpoint { host: host.trim_matches(|c| c == '[' || c == ']').to_string(), port: i32::from(port) })
+}
