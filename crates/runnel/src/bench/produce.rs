@@ -1,0 +1,361 @@
+//! `runnel bench produce`: producer throughput and acknowledgement latency.
+//!
+//! Each producer is a librdkafka `ThreadedProducer` fed by a thread of its
+//! own. Records carry no per-record future: a delivery callback on the
+//! producer's poll thread counts acknowledged records and bytes and records
+//! the time from the send call to the acknowledgement, carried in the
+//! record's opaque pointer-sized value. This is also the producer half of
+//! `runnel bench e2e`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use rand::RngCore;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::report::{Counters, Latency, Progress, Summary, PROGRESS_INTERVAL};
+use super::{check_reachable, ensure_topic, CommonArgs, Limit, ProducerTuning};
+
+/// How long librdkafka may try to deliver one record before reporting failure
+/// (librdkafka: message.timeout.ms; its own default is 300 s).
+const MESSAGE_TIMEOUT_MS: u64 = 30_000;
+/// How long the final flush may wait for outstanding acknowledgements.
+const FLUSH_TIMEOUT: Duration = Duration::from_millis(MESSAGE_TIMEOUT_MS + 30_000);
+/// Bytes of pre-generated random payload that records are cut from. Records in
+/// one batch never share bytes, so a compressor finds no repeats across them.
+const PAYLOAD_POOL_BYTES: usize = 8 << 20;
+/// How long a sender waits when librdkafka's local queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
+/// A run with neither --count nor --duration lasts this long.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// Measure producer throughput and acknowledgement latency.
+///
+/// Sends records of random bytes (so compression is not flattered) with no
+/// key, spread over the topic's partitions by librdkafka's sticky
+/// partitioner. Creates the topic with --partitions partitions when it does
+/// not exist. Counts a record when its acknowledgement arrives; the time from
+/// the send call to that acknowledgement goes into a latency histogram.
+/// Runs for 10 s unless --count or --duration says otherwise.
+///
+/// Examples:
+///   runnel bench produce --topic load --count 1000000 --acks 1
+///   runnel bench produce --topic load --duration 30 --producers 2 --compression lz4
+///   runnel bench produce --topic paced --duration 60 --rate 5000 -X linger.ms=0
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ProduceArgs {
+    /// Topic to write to.
+    #[arg(long, default_value = "runnel-bench")]
+    pub topic: String,
+    /// Bytes of value per record (no key).
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    /// Stop after this many records have been sent.
+    #[arg(long, conflicts_with = "duration")]
+    pub count: Option<u64>,
+    /// Stop sending after this many seconds (default 10 when --count is not given).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Records per second over all producers; 0 sends as fast as the client can.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Independent producer instances, each with its own thread and connections;
+    /// use more than one when a single client cannot saturate the broker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub producers: u64,
+    /// How long librdkafka waits to fill a batch (librdkafka: linger.ms).
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    #[command(flatten)]
+    pub tuning: ProducerTuning,
+}
+
+/// Counts acknowledgements and their latency for one producer. The delivery
+/// opaque of each record is its send time in nanoseconds since `epoch`.
+pub struct DeliveryContext {
+    counters: Arc<Counters>,
+    latency: Mutex<Latency>,
+    epoch: Instant,
+}
+
+impl DeliveryContext {
+    pub fn new(counters: Arc<Counters>, epoch: Instant) -> DeliveryContext {
+        DeliveryContext { counters, latency: Mutex::new(Latency::new()), epoch }
+    }
+
+    /// The opaque value for a record sent now.
+    pub fn stamp(&self) -> usize {
+        nanos_since(self.epoch) as usize
+    }
+
+    pub fn take_latency(&self) -> Latency {
+        std::mem::replace(&mut *self.latency.lock().expect("latency lock"), Latency::new())
+    }
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_at_ns: usize) {
+        match result {
+            Ok(message) => {
+                let now = nanos_since(self.epoch);
+                let latency = Duration::from_nanos(now.saturating_sub(sent_at_ns as u64));
+                self.counters.add(1, (message.payload_len() + message.key_len()) as u64);
+                self.latency.lock().expect("latency lock").record(latency);
+            }
+            Err((error, message)) => {
+                self.counters.fail(|| format!("partition {}: {error}", message.partition()));
+            }
+        }
+    }
+}
+
+/// Nanoseconds since `epoch`; 2^64 ns is 584 years, so this never wraps.
+pub fn nanos_since(epoch: Instant) -> u64 {
+    epoch.elapsed().as_nanos() as u64
+}
+
+pub type BenchProducer = ThreadedProducer<DeliveryContext>;
+
+/// Producer settings: the benchmark's defaults, then the flags, then `-X`.
+pub fn producer_config(common: &CommonArgs, tuning: &ProducerTuning, linger_ms: u64) -> ClientConfig {
+    let mut settings = vec![
+        ("client.id", "runnel-bench".to_string()),
+        // Runnel does not implement idempotent produce (InitProducerId) yet.
+        ("enable.idempotence", "false".to_string()),
+        ("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string()),
+        ("acks", tuning.acks.as_str().to_string()),
+        ("compression.codec", tuning.compression.as_str().to_string()),
+        ("linger.ms", linger_ms.to_string()),
+    ];
+    if let Some(bytes) = tuning.batch_size {
+        settings.push(("batch.size", bytes.to_string()));
+    }
+    common.client_config(&settings)
+}
+
+pub fn create_producer(
+    config: &ClientConfig,
+    counters: &Arc<Counters>,
+    epoch: Instant,
+) -> anyhow::Result<BenchProducer> {
+    let context = DeliveryContext::new(Arc::clone(counters), epoch);
+    ThreadedProducer::from_config_and_context(config, context).context("cannot create the producer")
+}
+
+/// Pre-generated random record values.
+pub struct Payloads {
+    pool: Vec<u8>,
+    size: usize,
+    slots: usize,
+}
+
+impl Payloads {
+    pub fn new(size: usize) -> Payloads {
+        let slots = (PAYLOAD_POOL_BYTES / size.max(1)).max(16);
+        let mut pool = vec![0u8; size * slots];
+        rand::thread_rng().fill_bytes(&mut pool);
+        Payloads { pool, size, slots }
+    }
+
+    /// The value of record number `i`; consecutive records use disjoint bytes.
+    pub fn get(&self, i: u64) -> &[u8] {
+        let start = (i % self.slots as u64) as usize * self.size;
+        &self.pool[start..start + self.size]
+    }
+}
+
+/// Spaces sends evenly at a fixed rate; sleeps only when at least a
+/// millisecond ahead, so high rates send in short bursts instead of spinning.
+pub struct Pacer {
+    start: Instant,
+    per_record: Option<Duration>,
+}
+
+impl Pacer {
+    pub fn new(records_per_s: f64) -> Pacer {
+        let per_record = (records_per_s > 0.0).then(|| Duration::from_secs_f64(1.0 / records_per_s));
+        Pacer { start: Instant::now(), per_record }
+    }
+
+    /// Waits until record number `n` (from 0) is due.
+    pub fn wait(&self, n: u64) {
+        let Some(per_record) = self.per_record else { return };
+        let due = self.start + per_record.mul_f64(n as f64);
+        let now = Instant::now();
+        if due > now + Duration::from_millis(1) {
+            std::thread::sleep(due - now);
+        }
+    }
+}
+
+/// Sends one record, waiting while librdkafka's local queue is full. Returns
+/// false when the deadline passed while waiting; a record that librdkafka
+/// refuses outright is counted as failed.
+pub fn send_one(
+    producer: &BenchProducer,
+    topic: &str,
+    payload: &[u8],
+    counters: &Counters,
+    deadline: Option<Instant>,
+) -> bool {
+    loop {
+        let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, producer.context().stamp()).payload(payload);
+        match producer.send(record) {
+            Ok(()) => return true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return false;
+                }
+                std::thread::sleep(QUEUE_FULL_BACKOFF);
+            }
+            Err((error, _)) => {
+                counters.fail(|| format!("send: {error}"));
+                return true;
+            }
+        }
+    }
+}
+
+/// Waits for every outstanding acknowledgement; records still unacknowledged
+/// when the flush gives up count as failed.
+pub fn flush(producer: &BenchProducer, counters: &Counters) {
+    if let Err(error) = producer.flush(FLUSH_TIMEOUT) {
+        let left = producer.in_flight_count().max(0) as u64;
+        for _ in 0..left {
+            counters.fail(|| format!("flush: {error}"));
+        }
+    }
+}
+
+/// What one sender thread does.
+struct Share {
+    count: Option<u64>,
+    deadline: Option<Instant>,
+    rate: f64,
+    first_index: u64,
+}
+
+fn send_loop(producer: &BenchProducer, topic: &str, payloads: &Payloads, counters: &Counters, share: Share) {
+    let pacer = Pacer::new(share.rate);
+    let mut sent = 0u64;
+    loop {
+        if share.count.is_some_and(|n| sent >= n) || share.deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        pacer.wait(sent);
+        if !send_one(producer, topic, payloads.get(share.first_index + sent), counters, share.deadline) {
+            break;
+        }
+        sent += 1;
+    }
+    flush(producer, counters);
+}
+
+pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
+    let limit = Limit::from_args(args.count, args.duration, Limit::Duration(DEFAULT_DURATION))?;
+    let consumer = common.consumer(&[])?;
+    check_reachable(&consumer, &common.brokers)?;
+    let partitions = ensure_topic(common, &consumer, &args.topic, args.tuning.partitions)?;
+    drop(consumer);
+
+    let config = producer_config(common, &args.tuning, args.linger_ms);
+    let counters = Arc::new(Counters::default());
+    let epoch = Instant::now();
+    let n = args.producers;
+    let producers: Vec<BenchProducer> =
+        (0..n).map(|_| create_producer(&config, &counters, epoch)).collect::<anyhow::Result<_>>()?;
+    let payloads = Payloads::new(args.record_size);
+
+    let (count, duration) = match limit {
+        Limit::Count(c) => (Some(c), None),
+        Limit::Duration(d) => (None, Some(d)),
+    };
+    let mut progress = Progress::new("produce", count, duration, common.quiet);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = producers
+            .iter()
+            .enumerate()
+            .map(|(i, producer)| {
+                let i = i as u64;
+                let share = Share {
+                    count: count.map(|c| c / n + u64::from(i < c % n)),
+                    deadline: duration.map(|d| start + d),
+                    rate: args.rate as f64 / n as f64,
+                    // Producers start at different records of the pool.
+                    first_index: i * 7919,
+                };
+                let (topic, payloads, counters) = (&args.topic, &payloads, &*counters);
+                scope.spawn(move || send_loop(producer, topic, payloads, counters, share))
+            })
+            .collect();
+        while !handles.iter().all(|h| h.is_finished()) {
+            progress.update(&counters);
+            std::thread::sleep(PROGRESS_INTERVAL / 5);
+        }
+    });
+    let elapsed = start.elapsed();
+    progress.finish();
+
+    let mut latency = Latency::new();
+    for producer in &producers {
+        latency.merge(&producer.context().take_latency());
+    }
+    let mut summary = Summary::new("produce", &args.topic, partitions.len(), &counters, elapsed);
+    summary.acks = Some(args.tuning.acks.as_str());
+    summary.compression = Some(args.tuning.compression.as_str());
+    summary.record_size = Some(args.record_size);
+    summary.producers = Some(n as usize);
+    summary.ack_latency_ms = latency.percentiles();
+    summary.print(common.json)?;
+    fail_on_errors(&summary)
+}
+
+/// A run in which any record failed exits non-zero, after its summary.
+pub fn fail_on_errors(summary: &Summary) -> anyhow::Result<()> {
+    if summary.errors > 0 {
+        let first = summary.first_error.as_deref().unwrap_or("unknown error");
+        bail!("{} of {} records failed; first error: {first}", summary.errors, summary.errors + summary.records);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_random_and_consecutive_records_do_not_share_bytes() {
+        let payloads = Payloads::new(1024);
+        let a = payloads.get(0);
+        let b = payloads.get(1);
+        assert_eq!(a.len(), 1024);
+        assert_ne!(a, b);
+        assert!(a.iter().filter(|&&x| x == 0).count() < 64, "payload is not zeros");
+        let wrap = payloads.get(payloads.slots as u64);
+        assert_eq!(a, wrap);
+        assert!(Payloads::new(0).get(5).is_empty());
+    }
+
+    #[test]
+    fn pacer_spaces_records_at_the_rate() {
+        let pacer = Pacer::new(1000.0);
+        let start = Instant::now();
+        for n in 0..50 {
+            pacer.wait(n);
+        }
+        assert!(start.elapsed() >= Duration::from_millis(45), "{:?}", start.elapsed());
+    }
+}
