@@ -142,6 +142,8 @@ struct LogState {
     dir_dirty: bool,
     failed: bool,
     closed: bool,
+    /// The directory was renamed for deletion.
+    deleted: bool,
     /// The log's largest timestamp and the batch holding it, once computed (`None` = not yet).
     max_timestamp: Option<Option<TimeEntry>>,
     /// The record offset resolved for a max timestamp entry.
@@ -174,6 +176,9 @@ pub struct Log {
     flush_lock: Mutex<()>,
     listener: RwLock<Option<Arc<FlushListener>>>,
     recovery: RecoveryStats,
+    /// Test seam: makes the next fsync fail as a disk would.
+    #[cfg(test)]
+    fsync_failure: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Log {
@@ -262,6 +267,7 @@ impl Log {
             dir_dirty: false,
             failed: false,
             closed: false,
+            deleted: false,
             max_timestamp: None,
             max_timestamp_record: None,
         };
@@ -274,6 +280,8 @@ impl Log {
             flush_lock: Mutex::new(()),
             listener: RwLock::new(None),
             recovery,
+            #[cfg(test)]
+            fsync_failure: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -312,6 +320,15 @@ impl Log {
     fn check_readable(&self, st: &LogState) -> Result<(), LogError> {
         if st.failed {
             return Err(self.failed_error());
+        }
+        Ok(())
+    }
+
+    /// A deleted log's directory was renamed away; flushing it would fail for no reason.
+    fn check_flushable(&self, st: &LogState) -> Result<(), LogError> {
+        self.check_readable(st)?;
+        if st.deleted {
+            return Err(LogError::Closed { topic: self.topic.clone(), partition: self.partition });
         }
         Ok(())
     }
@@ -484,21 +501,43 @@ impl Log {
     /// `flush`, also returning how many fsyncs it ran.
     pub(crate) fn flush_counted(&self) -> Result<(i64, u64), LogError> {
         let _serial = self.flush_lock.lock();
-        let (target, mut files, dir_dirty) = {
+        self.flush_serialized()
+    }
+
+    /// fdatasync of one of the log's files. A failure takes the log offline: after a failed fsync the kernel may
+    /// have dropped the dirty pages, so retrying on the same file could report success for lost data.
+    fn sync_data(&self, file: &File) -> Result<(), LogError> {
+        #[cfg(test)]
+        if self.fsync_failure.swap(false, Ordering::SeqCst) {
+            let injected = std::io::Error::other("injected fsync failure");
+            return Err(self.fail_unlocked(io_err("fsync", &self.dir)(injected)));
+        }
+        file.sync_data().map_err(|e| self.fail_unlocked(io_err("fsync", &self.dir)(e)))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inject_fsync_failure(&self) {
+        self.fsync_failure.store(true, Ordering::SeqCst);
+    }
+
+    /// The body of `flush`; the caller holds `flush_lock`.
+    fn flush_serialized(&self) -> Result<(i64, u64), LogError> {
+        let (target, files, dir_dirty) = {
             let mut st = self.state.lock();
-            self.check_readable(&st)?;
+            self.check_flushable(&st)?;
             let target = st.log_end_offset;
             if target == st.flushed_offset && st.pending_flush.is_empty() && !st.dir_dirty {
                 return Ok((target, 0));
             }
-            let files = std::mem::take(&mut st.pending_flush);
+            // The files are taken with the target: a later roll moves newer data to a new segment and the rolled
+            // segment's files to the next flush's list, never out of this one.
+            let mut files = std::mem::take(&mut st.pending_flush);
+            files.push(st.active().file.clone());
             (target, files, std::mem::take(&mut st.dir_dirty))
         };
-        // The active segment is flushed even when nothing new was appended to it since the roll.
-        files.push(self.state.lock().active().file.clone());
         let mut fsyncs = 0;
         for file in &files {
-            file.sync_data().map_err(|e| self.fail_unlocked(io_err("fsync", &self.dir)(e)))?;
+            self.sync_data(file)?;
             fsyncs += 1;
         }
         if dir_dirty {
@@ -517,21 +556,30 @@ impl Log {
         Ok((target, fsyncs))
     }
 
-    /// Fsyncs the active segment's indexes if they changed, then returns the recovery point and log start offset to
-    /// checkpoint. Index entries below the flushed offset are durable before that offset is written as a recovery
-    /// point, which is what lets recovery resume from an index entry.
+    /// Makes the index entries below the flushed offset durable, then returns the recovery point and log start offset
+    /// to checkpoint. Recovery resumes from an index entry at or below the checkpointed recovery point, so those
+    /// entries must be on disk before the point is written: rolled segments still waiting for the flusher are flushed
+    /// (with their indexes) first, then the active segment's indexes are fsynced if they changed.
     pub(crate) fn checkpoint_offsets(&self) -> Result<(i64, i64), LogError> {
         let _serial = self.flush_lock.lock();
+        let rolled_unflushed = {
+            let st = self.state.lock();
+            self.check_flushable(&st)?;
+            !st.pending_flush.is_empty()
+        };
+        if rolled_unflushed {
+            self.flush_serialized()?;
+        }
         let (recovery_point, log_start_offset, files) = {
             let mut st = self.state.lock();
-            self.check_readable(&st)?;
+            self.check_flushable(&st)?;
             let active = st.active_mut().active.as_mut().expect("the last segment is active");
             let dirty = std::mem::take(&mut active.indexes_dirty);
             let files = if dirty { st.active().index_files().to_vec() } else { Vec::new() };
             (st.flushed_offset, st.log_start_offset, files)
         };
         for file in files {
-            file.sync_data().map_err(|e| self.fail_unlocked(io_err("fsync index", &self.dir)(e)))?;
+            self.sync_data(&file)?;
         }
         Ok((recovery_point, log_start_offset))
     }
@@ -571,6 +619,14 @@ impl Log {
     /// Refuses further appends.
     pub(crate) fn close(&self) {
         self.state.lock().closed = true;
+    }
+
+    /// Refuses further appends and flushes: the directory is about to be renamed and deleted.
+    pub(crate) fn close_for_deletion(&self) {
+        let _serial = self.flush_lock.lock();
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.deleted = true;
     }
 
     /// The earliest record whose timestamp is >= `timestamp`: its offset and timestamp (Kafka ListOffsets by time).

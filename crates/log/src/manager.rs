@@ -210,7 +210,7 @@ impl LogManager {
         let Some(log) = self.logs.write().remove(&(topic.to_string(), partition)) else {
             return Ok(());
         };
-        log.close();
+        log.close_for_deletion();
         let target = self.dir.join(format!("{topic}-{partition}.{}{DELETE_SUFFIX}", random_hex()));
         std::fs::rename(log.dir(), &target).map_err(io_err("rename for deletion", log.dir()))?;
         sync_dir(&self.dir)?;
@@ -514,6 +514,33 @@ mod tests {
         drop(manager);
         let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
         assert_eq!(manager.logs().len(), 2);
+    }
+
+    // Goal: a failed fsync takes only that log offline (appends, flushes and reads fail), a clean shutdown leaves it
+    // out of the marker, and the next start recovers it with the flushed data intact.
+    #[test]
+    fn fsync_failure_takes_the_log_offline() {
+        let root = tempfile::tempdir().unwrap();
+        let (manager, stored) = populated(root.path());
+        let alpha = manager.get("alpha", 0).unwrap();
+        alpha.flush().unwrap();
+        append_bytes(&alpha, simple_batch(1, 10, Compression::None), 0).unwrap();
+        alpha.inject_fsync_failure();
+        assert!(matches!(alpha.flush(), Err(LogError::Io { .. })));
+        assert!(alpha.is_failed() && !alpha.needs_flush(i64::MAX));
+        let failed = |r: Result<_, LogError>| matches!(r, Err(LogError::Failed { .. }));
+        assert!(failed(append_bytes(&alpha, simple_batch(1, 10, Compression::None), 0).map(|_| ())));
+        assert!(failed(alpha.flush().map(|_| ())));
+        assert!(failed(alpha.read(0, 100, i64::MAX, true).map(|_| ())));
+        assert!(failed(alpha.checkpoint_offsets().map(|_| ())));
+        manager.get("beta-2", 1).unwrap().flush().unwrap();
+        assert!(matches!(manager.shutdown(), Err(LogError::Failed { .. })));
+        drop((alpha, manager));
+        let marker = std::fs::read_to_string(root.path().join(CLEAN_SHUTDOWN_MARKER)).unwrap();
+        assert!(marker.starts_with("0\n1\nbeta-2 1 "), "{marker}");
+        let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
+        assert_eq!(manager.startup_report().recovered_partitions, 1);
+        assert!(read_all(&manager.get("alpha", 0).unwrap(), 0).unwrap().starts_with(&stored[0]));
     }
 
     #[test]
