@@ -237,7 +237,8 @@ impl Log {
                 }
             }
         };
-        if let (Some(active), false) = (&mut segments.last_mut().and_then(|s| s.active.as_mut()), stats.recovered) {
+        // A recovered active segment restarts its age at its next append; a clean one keeps the recorded age.
+        if let Some(active) = segments.last_mut().and_then(|s| s.active.as_mut()).filter(|_| !stats.recovered) {
             active.first_append_ms = options.first_append_ms;
         }
         let first_base = segments[0].base_offset;

@@ -368,3 +368,27 @@ fn flush_tracks_offsets_and_policy() {
     assert!(fsyncs > 3, "fsyncs {fsyncs}");
     assert_eq!(log.flush_counted().unwrap().1, 0, "nothing left to flush");
 }
+
+// Goal: a fetch offset in a gap between segments (offsets no batch holds) returns the next segment's first batch.
+#[test]
+fn read_continues_past_a_gap() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = log_dir(root.path());
+    let log = Log::create(dir.clone(), LogConfig::default()).unwrap();
+    let stored = fill(&log, 2, Compression::None);
+    let end = log.log_end_offset();
+    log.close_clean().unwrap();
+    drop(log);
+    // A later segment starting at offset 10, leaving a gap after the first segment's batches.
+    let mut builder = BatchBuilder::new(0).record(None, Some(b"after the gap"), 0);
+    builder.base_offset = 10;
+    let later = builder.build();
+    std::fs::write(crate::segment::segment_file(&dir, 10, "log"), &later).unwrap();
+    let log = Log::open(dir, LogConfig::default(), OpenMode::Unclean { recovery_point: 10 }).unwrap();
+    assert_eq!(log.log_end_offset(), 11);
+    assert!(end < 10);
+    assert_eq!(log.read(0, 1 << 20, 11, true).unwrap().bytes, stored.concat());
+    for offset in end..=10 {
+        assert_eq!(log.read(offset, 1 << 20, 11, true).unwrap().bytes, later, "offset {offset}");
+    }
+}
