@@ -88,7 +88,11 @@ async fn start_request(broker: &Arc<Broker>, endpoint: &Endpoint, frame: bytes::
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body);
             return Ok(Box::pin(async move { Some(bytes) }));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => {
+            let head = &frame[..frame.len().min(64)];
+            tracing::debug!(error = %e, frame_len = frame.len(), head = ?head, "request refused by the guard");
+            return Err(e.to_string());
+        }
     };
     let request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);

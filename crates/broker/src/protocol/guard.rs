@@ -7,8 +7,8 @@
 //! whole frame first: the request header at the header version the decoder
 //! uses, then the body by the schema of its API key and version. It proves
 //! that every length and count is backed by bytes in the frame, that every
-//! tagged-field section is well formed, that strings are UTF-8 and that
-//! nothing trails the body. The walk borrows the frame, never allocates, takes
+//! tagged-field section is well formed and that strings are UTF-8 (bytes
+//! after the body are ignored, as Kafka ignores them). The walk borrows the frame, never allocates, takes
 //! time linear in the frame length and stack proportional to the schema's
 //! nesting. A frame it accepts decodes without error.
 //!
@@ -109,9 +109,12 @@ pub fn check_request(frame: &[u8]) -> Result<FrameSummary, GuardError> {
     walk_header(&mut cur, header_version)?;
     let body = Walk { version: api_version, flexible: api_version >= api.flexible_from };
     body.fields(&mut cur, api.body)?;
-    if cur.remaining() != 0 {
-        return Err(GuardError::Malformed("trailing bytes after the request body"));
-    }
+    // Bytes after the body are ignored, as Kafka's own request parser ignores
+    // them. librdkafka relies on it: its flexible Metadata request for all
+    // topics writes the null compact array count into a 4-byte placeholder
+    // and leaves three zero bytes behind, which shift the later fields by
+    // three bytes and end up after the body. The decoder never sees past the
+    // walked fields, so trailing bytes cost nothing.
     Ok(FrameSummary { api_key, api_version, correlation_id, header_version })
 }
 

