@@ -73,7 +73,10 @@ pub(crate) fn collect_batches(
     while buf.len() - end >= crate::BATCH_HEADER_BYTES {
         let header = BatchHeader::parse(&buf[end..]).expect("61 bytes");
         // The bytes were read again since the cursor saw them; check the same invariants before they leave.
-        if header.magic != MAGIC_V2 || header.base_offset != expected || header.total_bytes() < 61 {
+        if header.magic != MAGIC_V2
+            || header.base_offset != expected
+            || header.total_bytes() < crate::BATCH_HEADER_BYTES
+        {
             return Err(corrupt(view, position + end as u64, "batch breaks offset continuity"));
         }
         if header.last_offset() >= upper_bound || header.total_bytes() > buf.len() - end {
@@ -100,12 +103,11 @@ pub(crate) fn first_record_at_or_after(
         .with(|entries| time_index::lookup(entries, timestamp))?
         .map_or(view.base_offset, |e| e.offset)
         .max(log_start_offset);
-    let Some((position, first)) = find_batch(view, from)? else {
+    let Some((position, _)) = find_batch(view, from)? else {
         return Ok(None);
     };
     let mut cursor = BatchCursor::new(&view.file, &view.path, position, view.end, LOCATE_BUFFER_BYTES);
     while let Some((position, header)) = cursor.next_header()? {
-        assert!(header.base_offset >= first.base_offset, "cursor moves forward");
         if header.max_timestamp < timestamp || header.last_offset() < from {
             continue;
         }

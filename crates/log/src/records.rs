@@ -15,7 +15,7 @@ use crate::BATCH_HEADER_BYTES;
 /// The decompressed size limit the log uses when it looks inside a stored batch.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 << 20;
 
-/// Magic prefix of the block framing that Java producers use for snappy ("xerial" framing).
+/// Magic prefix of the block framing that Java clients write around snappy blocks.
 const SNAPPY_FRAMED_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const SNAPPY_FRAMED_HEADER_BYTES: usize = 16;
 
