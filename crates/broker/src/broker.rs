@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use runnel_log::{LogError, LogManager};
@@ -82,7 +82,8 @@ impl Broker {
         let started = Instant::now();
         let data_dir = config.data_dir();
         let meta = MetadataStore::open(&data_dir)?;
-        let logs = LogManager::open(data_dir, config.log_config(&BTreeMap::new()))?;
+        let checkpoint_interval = Duration::from_millis(config.checkpoint_interval_ms());
+        let logs = LogManager::open_with_interval(data_dir, config.log_config(&BTreeMap::new()), checkpoint_interval)?;
         let cluster_id = meta.cluster_id().to_string();
         let broker = Broker { config, logs, meta: Mutex::new(meta), topics: RwLock::new(HashMap::new()), cluster_id };
         broker.reconcile()?;

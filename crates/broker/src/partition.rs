@@ -15,6 +15,9 @@ use runnel_log::{Log, LogConfig};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// How often a request waiting for an fsync checks whether the log failed.
+const FAILURE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A partition served by this broker.
 pub struct Partition {
     pub topic: String,
@@ -82,11 +85,19 @@ impl Partition {
         }
     }
 
-    /// Waits until every offset below `end_offset` is fsynced, or the log fails.
+    /// Waits until every offset below `end_offset` is fsynced; false if the
+    /// log fails first. A failed fsync takes the log offline without a flush
+    /// notification, so the wait re-checks the log's state every
+    /// [`FAILURE_CHECK_INTERVAL`].
     pub async fn wait_flushed(&self, end_offset: i64) -> bool {
         let mut rx = self.flushed.subscribe();
-        let reached = rx.wait_for(|flushed| *flushed >= end_offset).await.is_ok();
-        reached
+        loop {
+            match tokio::time::timeout(FAILURE_CHECK_INTERVAL, rx.wait_for(|flushed| *flushed >= end_offset)).await {
+                Ok(reached) => return reached.is_ok(),
+                Err(_) if self.log.is_failed() => return false,
+                Err(_) => {}
+            }
+        }
     }
 
     /// Applies a new storage configuration (e.g. a topic config change).

@@ -95,21 +95,13 @@ impl Server {
     }
 }
 
-/// Periodic storage work: recovery-point checkpoints and time-based flushes.
+/// Periodic storage work: time-based flushes (`flush.ms`). The log manager
+/// writes its recovery-point checkpoints on a thread of its own.
 async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let mut checkpoint = tokio::time::interval(Duration::from_millis(broker.config.checkpoint_interval_ms()));
     let mut flush = tokio::time::interval(Duration::from_millis(1000));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = checkpoint.tick() => {
-                let b = broker.clone();
-                match tokio::task::spawn_blocking(move || b.logs.checkpoint()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "writing checkpoints failed"),
-                    Err(e) => tracing::error!(error = %e, "checkpoint task panicked"),
-                }
-            }
             _ = flush.tick() => {
                 let now = now_ms();
                 for log in broker.logs.logs() {

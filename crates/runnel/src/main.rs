@@ -1,1 +1,159 @@
-fn main() {}
+//! The `runnel` binary. `runnel serve` runs a broker with everything embedded:
+//! a local data directory and no other process to start.
+
+mod bench;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use runnel_broker::{Broker, BrokerConfig, Server, Source};
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Parser)]
+#[command(
+    name = "runnel",
+    version,
+    about = "Runnel: an event-streaming platform that speaks the Apache Kafka protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker.
+    ///
+    /// Example: `runnel serve --data-dir /var/lib/runnel --set num.partitions=3`
+    Serve(ServeArgs),
+    /// Generate load against a broker and measure throughput and latency.
+    ///
+    /// Example: `runnel bench produce --topic load --duration 20`
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address the Kafka listener binds (port 0 picks a free port).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Data directory (Kafka: log.dirs).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address put in Metadata responses, when clients reach the broker by another name.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// TOML file of settings under Kafka's names, e.g. `num.partitions = 3`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting; repeatable. Example: `--set log.segment.bytes=1048576`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Print the effective configuration with the source of each value, then exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Log output format (levels come from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("runnel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config {
+        config.apply_toml(path)?;
+    }
+    for item in &args.overrides {
+        let (key, value) = item.split_once('=').with_context(|| format!("--set {item}: expected KEY=VALUE"))?;
+        config.set(key.trim(), value, Source::Override)?;
+    }
+    if let Some(listen) = &args.listen {
+        config.set("listen", listen, Source::Override)?;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.set("log.dirs", &dir.to_string_lossy(), Source::Override)?;
+    }
+    if let Some(adv) = &args.advertise {
+        config.set("advertised.listener", adv, Source::Override)?;
+    }
+    Ok(config)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    if args.print_config {
+        for (key, value, source) in config.entries() {
+            println!("{key}={value}  # {source:?}");
+        }
+        return Ok(());
+    }
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+        let server = Server::bind(broker).await.context("cannot bind the listener")?;
+        let addr = server.local_addr();
+        tracing::info!(%addr, "ready");
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "runnel listening on {addr}")?;
+        stdout.flush()?;
+        drop(stdout);
+        server.run(shutdown_signal()?).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM. A second signal exits at once:
+/// acknowledged data is already as durable as the flush policy promised, and
+/// the next start recovers the unflushed tail.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutdown requested; a second signal exits immediately");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("runnel: second signal, exiting immediately");
+            std::process::exit(130);
+        });
+    })
+}

@@ -197,7 +197,7 @@ async fn clean_restart_keeps_data_and_deletions() {
     drop(producer);
     assert_eq!(broker.terminate(), Some(0), "clean shutdown exits 0");
     broker.restart();
-    assert!(broker.logs().contains("clean"), "restart after SIGTERM is reported clean:\n{}", broker.logs());
+    assert!(broker.logs().contains("clean: true"), "restart after SIGTERM is reported clean:\n{}", broker.logs());
     let consumer = broker.consumer(&[]);
     assert_eq!(read_partition(&consumer, "kept", 0, 0, 25, Duration::from_secs(20)).len(), 25);
     assert_eq!(read_partition(&consumer, "kept", 1, 0, 25, Duration::from_secs(20)).len(), 25);
