@@ -119,6 +119,8 @@ impl Broker {
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for index in 0..meta.partitions {
             let log = self.logs.get_or_create(&meta.name, index, log_config.clone())?;
+            // Logs found at start-up open with the broker defaults; apply the topic's own settings.
+            log.set_config(log_config.clone());
             if log.flushed_offset() < log.log_end_offset() {
                 // Recovered data is whole but may not be on disk yet: flush it
                 // before it becomes visible through the high watermark.

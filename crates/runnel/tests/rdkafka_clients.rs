@@ -221,3 +221,54 @@ fn consumer_metadata(broker: &BrokerProcess) -> Vec<String> {
         .unwrap_or_else(|e| panic!("metadata: {e}; broker log:\n{}", broker.logs()));
     md.topics().iter().map(|t| t.name().to_string()).collect()
 }
+
+/// Goal: a topic's own settings apply after a restart, not just at creation.
+/// Method: create a topic with `max.message.bytes=1000` and one with
+/// `message.timestamp.type=LogAppendTime`, restart (SIGKILL, so the logs are
+/// recovered), then a 2,000-byte record is refused with MESSAGE_TOO_LARGE and
+/// a record's CreateTime is replaced by the broker's append time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_configs_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let topics = [
+        NewTopic::new("small", 1, TopicReplication::Fixed(1)).set("max.message.bytes", "1000"),
+        NewTopic::new("stamped", 1, TopicReplication::Fixed(1)).set("message.timestamp.type", "LogAppendTime"),
+    ];
+    for r in admin(&broker.addr).create_topics(&topics, &AdminOptions::new()).await.expect("create") {
+        r.expect("created");
+    }
+    broker.kill9();
+    broker.restart();
+    let producer = broker.producer(&[("linger.ms", "0")]);
+    let big = vec![1u8; 2000];
+    let refused = producer.send(FutureRecord::<(), _>::to("small").payload(&big), Duration::from_secs(10)).await;
+    let (error, _) = refused.expect_err("a batch over max.message.bytes is refused");
+    assert_eq!(error.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge), "{error}");
+    let before = common_now_ms();
+    producer
+        .send(FutureRecord::<(), _>::to("stamped").payload("x").timestamp(1_000), Duration::from_secs(10))
+        .await
+        .expect("delivery");
+    let records = {
+        let consumer = broker.consumer(&[]);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("stamped", 0, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+                break m.expect("consume").timestamp();
+            }
+            assert!(std::time::Instant::now() < deadline, "record never arrived");
+        }
+    };
+    match records {
+        rdkafka::Timestamp::LogAppendTime(ts) => assert!(ts >= before, "append time {ts} is the broker's clock"),
+        other => panic!("expected LogAppendTime, got {other:?}"),
+    }
+}
+
+fn common_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
