@@ -1,9 +1,12 @@
-//! Fuzz target: recovery of an arbitrary segment file.
+//! Fuzz target: recovery of a damaged segment file.
 //!
-//! The input becomes the active segment of a partition that was not shut
-//! down cleanly. Opening the log must never panic, whatever the bytes; every
-//! batch it then serves must be whole, CRC-valid and at contiguous offsets;
-//! and the log must accept an append at its recovered end.
+//! The input drives damage to a valid segment: its first byte picks how many
+//! batches (of varied sizes and codecs) the segment starts with; the rest is a
+//! list of 4-byte operations that truncate the file, flip a byte, overwrite a
+//! run of bytes or append raw bytes. The damaged file becomes the active
+//! segment of a partition that was not shut down cleanly. Opening the log must
+//! never panic; every batch it then serves must be whole, CRC-valid and at
+//! contiguous offsets; and the log must accept an append at its recovered end.
 
 #![no_main]
 
@@ -11,11 +14,50 @@ use libfuzzer_sys::fuzz_target;
 use runnel_log::testing::simple_batch;
 use runnel_log::{validate_batches, BatchHeader, Compression, Log, LogConfig, OpenMode, BATCH_HEADER_BYTES};
 
+const CODECS: [Compression; 3] = [Compression::None, Compression::Lz4, Compression::Gzip];
+
+/// A valid segment of `batches` batches with contiguous offsets.
+fn valid_segment(batches: usize) -> Vec<u8> {
+    let mut segment = Vec::new();
+    let mut next_offset = 0i64;
+    for i in 0..batches {
+        let records = 1 + i % 4;
+        let mut batch = simple_batch(records, 8 + 40 * (i % 3), CODECS[i % CODECS.len()]);
+        batch[..8].copy_from_slice(&next_offset.to_be_bytes());
+        next_offset += records as i64;
+        segment.extend_from_slice(&batch);
+    }
+    segment
+}
+
+/// Applies the 4-byte operations in `ops` to `segment`.
+fn damage(segment: &mut Vec<u8>, ops: &[u8]) {
+    for op in ops.chunks_exact(4) {
+        let at = usize::from(u16::from_be_bytes([op[1], op[2]]));
+        match op[0] % 4 {
+            0 => segment.truncate(at.min(segment.len())),
+            1 if !segment.is_empty() => {
+                let i = at % segment.len();
+                segment[i] ^= op[3] | 1;
+            }
+            2 if !segment.is_empty() => {
+                let start = at % segment.len();
+                let end = (start + usize::from(op[3] % 16) + 1).min(segment.len());
+                segment[start..end].fill(op[3]);
+            }
+            _ => segment.extend_from_slice(&op[1..]),
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("fuzz-0");
     std::fs::create_dir(&dir).expect("partition dir");
-    std::fs::write(dir.join("00000000000000000000.log"), data).expect("segment");
+    let Some((&batches, ops)) = data.split_first() else { return };
+    let mut segment = valid_segment(usize::from(batches % 24));
+    damage(&mut segment, ops);
+    std::fs::write(dir.join("00000000000000000000.log"), &segment).expect("segment");
     let config = LogConfig::default();
     let Ok(log) = Log::open(dir, config.clone(), OpenMode::Unclean { recovery_point: 0 }) else {
         return;

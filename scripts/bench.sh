@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Runnel's foundation benchmark: every number in docs/BENCHMARKS.md comes from
+# one run of this script on one machine.
+#
+# Usage: bash scripts/bench.sh [OUT_DIR]
+#   REPEAT=3         runs per throughput configuration (min and median are reported)
+#   SECONDS_PER_RUN=15
+#   RESTART_GB="1 3" log sizes for the restart-after-SIGKILL measurement
+#   BENCH_DIR=/tmp/runnel-bench   where data files go (same disk as the baseline)
+#
+# Baselines measured in the same run: the disk's sequential write rate with
+# and without fdatasync (dd, fio), and loopback TCP throughput (iperf3).
+# Broker CPU time comes from /proc/<pid>/stat; memory from /proc/<pid>/status.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+OUT=${1:-bench-results}
+REPEAT=${REPEAT:-3}
+SECS=${SECONDS_PER_RUN:-15}
+RESTART_GB=${RESTART_GB:-"1 3"}
+DIR=${BENCH_DIR:-/tmp/runnel-bench}
+BIN=target/release/runnel
+mkdir -p "$OUT"
+rm -rf "$DIR" && mkdir -p "$DIR"
+
+for pkg in fio iperf3; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+done
+cargo build --release -p runnel >/dev/null
+
+log() { echo "$*" | tee -a "$OUT/summary.txt"; }
+: > "$OUT/summary.txt"
+log "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%FT%TZ)"
+
+# --- baselines -------------------------------------------------------------
+log "## disk"
+dd_rate() { dd "$@" 2>&1 | awk -F', ' '/copied/{print $NF}'; }
+log "dd 2 GiB, 1 MiB writes, one fdatasync at the end: $(dd_rate if=/dev/zero of="$DIR/dd.bin" bs=1M count=2048 conv=fdatasync)"
+rm -f "$DIR/dd.bin"
+fio_bw() {
+  fio --name=seq --directory="$DIR" --rw=write --size=1G --ioengine=psync --output-format=json "$@" \
+    | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["write"]; print("%.1f MB/s" % (j["bw_bytes"]/1e6))'
+  rm -f "$DIR"/seq.*
+}
+log "fio 1 GiB, 256 KiB writes, no fsync (end_fsync=1): $(fio_bw --bs=256k --end_fsync=1)"
+log "fio 1 GiB, 256 KiB writes, fdatasync after each: $(fio_bw --bs=256k --fdatasync=1)"
+log "fio 1 GiB, 64 KiB writes, fdatasync after each: $(fio_bw --bs=64k --fdatasync=1)"
+
+log "## loopback"
+iperf3 -s -1 -B 127.0.0.1 -p 5299 >/dev/null 2>&1 &
+sleep 1
+log "iperf3 127.0.0.1, 10 s, 1 stream: $(iperf3 -c 127.0.0.1 -p 5299 -t 10 -J | python3 -c 'import json,sys; print("%.0f MB/s" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8e6))')"
+
+# --- broker helpers ---------------------------------------------------------
+BROKER_PID=
+ADDR=
+start_broker() { # data_dir, extra args...
+  local data=$1; shift
+  "$BIN" serve --listen 127.0.0.1:0 --data-dir "$data" "$@" > "$DIR/broker.out" 2> "$DIR/broker.err" &
+  BROKER_PID=$!
+  for _ in $(seq 1 600); do
+    ADDR=$(sed -n 's/^runnel listening on //p' "$DIR/broker.out")
+    [ -n "$ADDR" ] && return 0
+    sleep 0.1
+  done
+  echo "broker did not start" >&2; cat "$DIR/broker.err" >&2; exit 1
+}
+stop_broker() { kill -TERM "$BROKER_PID"; wait "$BROKER_PID" || true; BROKER_PID=; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status"; }
+TICKS=$(getconf CLK_TCK)
+
+# One produce run: prints "records/s MB/s cpu_s_per_GB p50 p99".
+produce_run() { # topic, acks, extra bench args...
+  local topic=$1 acks=$2; shift 2
+  local t0; t0=$(cpu_ticks "$BROKER_PID")
+  "$BIN" bench produce --brokers "$ADDR" --topic "$topic" --acks "$acks" --duration "$SECS" --json --quiet "$@" > "$DIR/run.json"
+  local t1; t1=$(cpu_ticks "$BROKER_PID")
+  python3 - "$DIR/run.json" "$((t1 - t0))" "$TICKS" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); ticks = int(sys.argv[2]); hz = int(sys.argv[3])
+gb = j["bytes"] / 1e9
+lat = j.get("ack_latency_ms") or j.get("latency_ms") or {}
+print("%.0f %.1f %.1f %s %s" % (j["records_per_sec"], j["mb_per_sec"], (ticks / hz) / gb if gb else 0, lat.get("p50", "-"), lat.get("p99", "-")))
+PY
+}
+
+stats() { # "label" then lines "records/s MB/s cpu p50 p99" on stdin
+  python3 -c '
+import sys, statistics
+label = sys.argv[1]
+rows = [list(map(str, l.split())) for l in sys.stdin if l.strip()]
+mbs = sorted(float(r[1]) for r in rows); cpu = [float(r[2]) for r in rows]
+print(f"{label}: MB/s min {min(mbs):.1f} median {statistics.median(mbs):.1f} (runs: {\" \".join(r[1] for r in rows)}); "
+      f"records/s median {statistics.median(float(r[0]) for r in rows):.0f}; broker CPU s/GB median {statistics.median(cpu):.1f}; "
+      f"ack p50/p99 ms (last run) {rows[-1][3]}/{rows[-1][4]}")
+' "$1"
+}
+
+# --- produce throughput -------------------------------------------------------
+log "## produce, 1 KiB records, ${SECS}s per run, $REPEAT runs"
+bench_config() { # label, acks, broker args...
+  local label=$1 acks=$2; shift 2
+  rm -rf "$DIR/data"; start_broker "$DIR/data" "$@"
+  : > "$DIR/rows"
+  for i in $(seq 1 "$REPEAT"); do produce_run "p-$i" "$acks" --partitions 4 --producers 2 >> "$DIR/rows"; done
+  log "$(stats "$label" < "$DIR/rows"); broker RSS $(rss_kib "$BROKER_PID") KiB, peak $(hwm_kib "$BROKER_PID") KiB"
+  stop_broker
+}
+bench_config "acks=1" 1
+bench_config "acks=all, fsync before ack (default)" all
+bench_config "acks=all, flush interval Long.MAX" all --set log.flush.interval.messages=9223372036854775807
+
+# --- consume throughput ----------------------------------------------------------
+log "## consume, 1 KiB records"
+rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.flush.interval.messages=9223372036854775807
+"$BIN" bench produce --brokers "$ADDR" --topic c --acks 1 --count 3000000 --partitions 4 --producers 2 --json --quiet > /dev/null
+: > "$DIR/rows"
+for i in $(seq 1 "$REPEAT"); do
+  t0=$(cpu_ticks "$BROKER_PID")
+  "$BIN" bench consume --brokers "$ADDR" --topic c --count 3000000 --json --quiet > "$DIR/run.json"
+  t1=$(cpu_ticks "$BROKER_PID")
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); gb=j["bytes"]/1e9; print("%.0f %.1f %.1f - -" % (j["records_per_sec"], j["mb_per_sec"], (int(sys.argv[2])/int(sys.argv[3]))/gb))' "$DIR/run.json" "$((t1 - t0))" "$TICKS" >> "$DIR/rows"
+done
+log "$(stats "consume 3,000,000 records from offset 0" < "$DIR/rows")"
+stop_broker
+
+# --- end-to-end latency ------------------------------------------------------------
+log "## end-to-end latency at 5,000 records/s, 1 KiB, acks=all, default fsync"
+rm -rf "$DIR/data"; start_broker "$DIR/data"
+"$BIN" bench e2e --brokers "$ADDR" --topic e2e --rate 5000 --duration 30 --json --quiet > "$DIR/e2e.json"
+log "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["latency_ms"]; print("records %d; latency ms p50 %s p90 %s p99 %s p999 %s max %s" % (j["records"], l["p50"], l["p90"], l["p99"], l["p999"], l["max"]))' "$DIR/e2e.json")"
+stop_broker
+
+# --- restart after SIGKILL -----------------------------------------------------------
+log "## restart time after SIGKILL (time from start to the listening line)"
+for gb in $RESTART_GB; do
+  rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.flush.interval.messages=9223372036854775807
+  "$BIN" bench produce --brokers "$ADDR" --topic r --acks 1 --count $((gb * 1000000)) --partitions 4 --producers 2 --json --quiet > /dev/null
+  # Keep writing while the kill lands, so there is an unflushed tail to recover.
+  "$BIN" bench produce --brokers "$ADDR" --topic r --acks 1 --duration 5 --json --quiet > /dev/null 2>&1 &
+  load=$!
+  sleep 3
+  kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true
+  wait "$load" 2>/dev/null || true
+  size=$(du -sh "$DIR/data" | cut -f1)
+  start=$(date +%s.%N); start_broker "$DIR/data"; end=$(date +%s.%N)
+  scanned=$(grep -o 'bytes_scanned: [0-9]*' "$DIR/broker.err" | head -1)
+  log "log of $size: restart took $(python3 -c "print('%.2f s' % ($end - $start))"); $scanned"
+  stop_broker
+done
+rm -rf "$DIR"
+log "done"
