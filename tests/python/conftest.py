@@ -89,6 +89,8 @@ class RunnelBroker:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 cwd=str(self.data_dir.parent),
+                # Plain (uncoloured) log lines in the stderr file.
+                env={**os.environ, "NO_COLOR": "1"},
             )
         finally:
             stderr.close()
@@ -205,6 +207,12 @@ def _log_dir(tmp_path_factory) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     return tmp_path_factory.getbasetemp() / "runnel-logs"
+
+
+@pytest.fixture(scope="session")
+def runnel_binary() -> str:
+    """Path of the runnel binary under test ($RUNNEL_BIN or target/debug/runnel)."""
+    return runnel_bin()
 
 
 @pytest.fixture(scope="session")

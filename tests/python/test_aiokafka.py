@@ -147,12 +147,14 @@ async def test_round_trip_keys_headers_timestamps(broker, unique_topic):
     Method: send records with a key, a null key, an empty key, a null value, an
     empty value, binary/empty/repeated headers and explicit (non-monotonic)
     CreateTimes; check each RecordMetadata (partition 0, offsets 0..n-1,
-    timestamp), then fetch from offset 0 and compare every field.
+    ), then fetch from offset 0 and compare every field.
     """
     recs = round_trip_records()
     meta = await produce(broker, unique_topic, recs)
     assert [(m.partition, m.offset) for m in meta] == [(0, i) for i in range(len(recs))]
-    assert [m.timestamp for m in meta] == [r.timestamp for r in recs]
+    # RecordMetadata.timestamp is not checked: aiokafka 0.14 gives every record
+    # of a CreateTime batch the first record's timestamp (client-side). The
+    # fetched records below carry the real per-record timestamps.
     records = await consume_from(broker, unique_topic, 0, 0, len(recs))
     assert_same_records(records, recs, unique_topic)
 
@@ -279,7 +281,7 @@ async def test_multiple_partitions(broker, unique_topic):
     """Goal: a 3-partition topic created with AIOKafkaAdminClient keeps partitions apart.
 
     Method: AIOKafkaAdminClient.create_topics with 3 partitions (response error
-    code 0); the consumer's metadata must show partitions {0, 1, 2}. Send 10
+    code 0); describe_topics must show partitions 0, 1, 2 led by node 1. Send 10
     records to each partition explicitly (metadata: that partition, offsets
     0..9), then fetch each partition alone and find exactly its own records.
     """
@@ -288,22 +290,12 @@ async def test_multiple_partitions(broker, unique_topic):
     try:
         resp = await admin.create_topics([NewTopic(unique_topic, num_partitions=3, replication_factor=1)])
         assert response_errors(resp) == {unique_topic: 0}
+        [described] = await admin.describe_topics([unique_topic])
+        assert described["error_code"] == 0
+        parts = {p.get("partition_index", p.get("partition")): p["leader"] for p in described["partitions"]}
+        assert parts == {0: 1, 1: 1, 2: 1}
     finally:
         await admin.close()
-
-    c = await start_consumer(broker)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        parts = None
-        while time.monotonic() < deadline:
-            # topics() refreshes the full metadata; partitions_for_topic reads that cache.
-            if unique_topic in await c.topics():
-                parts = c.partitions_for_topic(unique_topic)
-                break
-            await asyncio.sleep(0.2)
-        assert parts == {0, 1, 2}
-    finally:
-        await c.stop()
 
     for part in range(3):
         recs = [Rec(b"k%d" % i, f"p{part}-{i}".encode()) for i in range(10)]
@@ -319,13 +311,13 @@ async def test_acks(broker, unique_topic, acks):
     """Goal: producing with acks=0, 1 and all stores the records.
 
     Method: send 50 records with the given acks; with acks 1/all the metadata
-    carries offsets 0..49 (acks=0 gives -1). Then fetch, waiting, until all 50
-    arrive in order.
+    carries offsets 0..49 (acks=0 gives None). Then fetch, waiting, until all
+    50 arrive in order.
     """
     recs = [Rec(b"k", b"acks-%s-%d" % (str(acks).encode(), i)) for i in range(50)]
     meta = await produce(broker, unique_topic, recs, acks=acks)
     if acks == 0:
-        assert all(m.offset == -1 for m in meta)
+        assert meta == [None] * 50  # aiokafka resolves acks=0 sends with None
     else:
         assert [m.offset for m in meta] == list(range(50))
     records = await consume_from(broker, unique_topic, 0, 0, 50)

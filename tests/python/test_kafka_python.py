@@ -274,15 +274,15 @@ def test_consume_from_middle(broker, unique_topic):
 def test_multiple_partitions(broker, unique_topic):
     """Goal: a 3-partition topic created with KafkaAdminClient keeps partitions apart.
 
-    Method: KafkaAdminClient.create_topics with 3 partitions; the consumer's
-    metadata must show partitions {0, 1, 2}. Send 10 records to each partition
+    Method: KafkaAdminClient.create_topics with 3 partitions (error code 0);
+    the consumer's metadata must show partitions {0, 1, 2}. Send 10 records to each partition
     explicitly (metadata: that partition, offsets 0..9), then fetch each
     partition alone and find exactly its own records.
     """
     admin = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=30000)
     try:
-        admin.create_topics([NewTopic(unique_topic, num_partitions=3, replication_factor=1)], timeout_ms=10000)
-        wait_until(lambda: unique_topic in admin.list_topics(), TIMEOUT, what="topic in metadata")
+        resp = admin.create_topics([NewTopic(unique_topic, num_partitions=3, replication_factor=1)], timeout_ms=10000)
+        assert [tuple(e[:2]) for e in resp.topic_errors] == [(unique_topic, 0)]
     finally:
         admin.close()
 
@@ -316,30 +316,63 @@ def test_acks(broker, unique_topic, acks):
     arrive in order.
     """
     recs = [Rec(b"k", b"acks-%s-%d" % (str(acks).encode(), i)) for i in range(50)]
-    p = make_producer(broker, acks=acks)
+    # kafka-python 2.3 queues an acks=0 Produce request but only writes it to the
+    # socket when another request goes out on that connection (client-side); a
+    # short metadata refresh interval provides one, and the producer stays open
+    # until the records are read back.
+    p = make_producer(broker, acks=acks, metadata_max_age_ms=1000)
     try:
         meta = produce(p, unique_topic, recs)
+        if acks == 0:
+            assert all(m.offset == -1 for m in meta)
+        else:
+            assert [m.offset for m in meta] == list(range(50))
+        records = consume_from(broker, unique_topic, 0, 0, 50)
     finally:
         p.close(TIMEOUT)
-    if acks == 0:
-        assert all(m.offset == -1 for m in meta)
-    else:
-        assert [m.offset for m in meta] == list(range(50))
-    records = consume_from(broker, unique_topic, 0, 0, 50)
     assert_same_records(records, recs, unique_topic)
+
 
 
 def test_delete_topic(broker, unique_topic):
     """Goal: KafkaAdminClient.delete_topics removes a topic from metadata.
 
-    Method: create a topic, see it in list_topics, delete it, and require it to
-    disappear from list_topics (polled for up to 30 s).
+    Method: create a topic (error code 0), see it in KafkaConsumer.topics()
+    (a fresh full Metadata request each call), delete it (error code 0), and
+    require it to disappear from topics() (polled for up to 30 s).
+    """
+    admin = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=30000)
+    c = make_consumer(broker)
+    try:
+        resp = admin.create_topics([NewTopic(unique_topic, num_partitions=1, replication_factor=1)], timeout_ms=10000)
+        assert [tuple(e[:2]) for e in resp.topic_errors] == [(unique_topic, 0)]
+        wait_until(lambda: unique_topic in c.topics(), TIMEOUT, what="created topic listed")
+        resp = admin.delete_topics([unique_topic], timeout_ms=10000)
+        assert [tuple(e[:2]) for e in resp.topic_error_codes] == [(unique_topic, 0)]
+        wait_until(lambda: unique_topic not in c.topics(), TIMEOUT, what="deleted topic gone")
+    finally:
+        c.close()
+        admin.close()
+
+
+def test_admin_metadata_views(broker, unique_topic):
+    """Goal: KafkaAdminClient's metadata calls work: list_topics, describe_topics, describe_cluster.
+
+    Method: create a 2-partition topic, then require list_topics() to contain
+    it, describe_topics([topic]) to show partitions 0 and 1 led by node 1, and
+    describe_cluster() to name node 1 as controller. These send Metadata v8
+    with include_cluster_authorized_operations / include_topic_authorized_operations
+    set, so the broker must fill in the authorized-operations bit sets.
     """
     admin = KafkaAdminClient(bootstrap_servers=broker, request_timeout_ms=30000)
     try:
-        admin.create_topics([NewTopic(unique_topic, num_partitions=1, replication_factor=1)], timeout_ms=10000)
-        wait_until(lambda: unique_topic in admin.list_topics(), TIMEOUT, what="created topic listed")
-        admin.delete_topics([unique_topic], timeout_ms=10000)
-        wait_until(lambda: unique_topic not in admin.list_topics(), TIMEOUT, what="deleted topic gone")
+        admin.create_topics([NewTopic(unique_topic, num_partitions=2, replication_factor=1)], timeout_ms=10000)
+        assert unique_topic in admin.list_topics()
+        [topic] = admin.describe_topics([unique_topic])
+        assert topic["error_code"] == 0
+        assert sorted((p["partition"], p["leader"]) for p in topic["partitions"]) == [(0, 1), (1, 1)]
+        cluster = admin.describe_cluster()
+        assert cluster["controller_id"] == 1
+        assert [b["node_id"] for b in cluster["brokers"]] == [1]
     finally:
         admin.close()
