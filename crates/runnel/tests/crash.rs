@@ -33,12 +33,12 @@ async fn sigkill_during_acks_all_produce_loses_nothing() {
     let settings = format!("num.partitions={PARTITIONS}");
     let mut broker = BrokerProcess::start(&dir.path().join("data"), &[&settings]);
     let acked: Acked = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut next_seq = vec![0u64; PRODUCERS];
+    let mut next_seq = [0u64; PRODUCERS];
     for round in 0..3 {
         let kill_after = Duration::from_millis(rand::thread_rng().gen_range(300..1500));
         let mut tasks = Vec::new();
-        for p in 0..PRODUCERS {
-            let (addr, acked, start) = (broker.addr.clone(), acked.clone(), next_seq[p]);
+        for (p, &start) in next_seq.iter().enumerate() {
+            let (addr, acked) = (broker.addr.clone(), acked.clone());
             tasks.push(tokio::spawn(produce_until_failure(addr, p, start, acked)));
         }
         tokio::time::sleep(kill_after).await;
