@@ -91,6 +91,7 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     let producer =
         produce::create_producer(&produce::producer_config(common, &args.tuning, args.linger_ms), &acked, epoch)?;
     let stop = AtomicBool::new(false);
+    let payloads = Payloads::new(args.record_size);
 
     let (count, duration) = match limit {
         Limit::Count(c) => (Some(c), None),
@@ -98,10 +99,10 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     };
     let mut progress = Progress::new("e2e", count, duration, common.quiet);
     let start = Instant::now();
-    let sender = Sender { producer: &producer, topic: &args.topic, run_id, epoch, acked: &acked };
+    let sender = Sender { producer: &producer, topic: &args.topic, run_id, epoch, acked: &acked, payloads: &payloads };
     let (e2e_latency, last_received) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_loop(&consumer, run_id, epoch, &received, &stop));
-        let send = scope.spawn(|| sender.run(args, count, duration.map(|d| start + d)));
+        let send = scope.spawn(|| sender.run(args.rate, start, count, duration.map(|d| start + d)));
         while !send.is_finished() {
             progress.update(&received);
             std::thread::sleep(PROGRESS_INTERVAL / 5);
@@ -154,21 +155,21 @@ struct Sender<'a> {
     run_id: u64,
     epoch: Instant,
     acked: &'a Counters,
+    payloads: &'a Payloads,
 }
 
 impl Sender<'_> {
     /// Sends at the fixed rate until the count or deadline, then flushes.
-    fn run(&self, args: &E2eArgs, count: Option<u64>, deadline: Option<Instant>) {
-        let payloads = Payloads::new(args.record_size);
-        let mut value = vec![0u8; args.record_size];
-        let pacer = Pacer::new(args.rate as f64);
+    fn run(&self, rate: u64, start: Instant, count: Option<u64>, deadline: Option<Instant>) {
+        let mut value = self.payloads.get(0).to_vec();
+        let pacer = Pacer::new(rate as f64, start);
         let mut sent = 0u64;
         loop {
             if count.is_some_and(|n| sent >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
             pacer.wait(sent);
-            value.copy_from_slice(payloads.get(sent));
+            value.copy_from_slice(self.payloads.get(sent));
             if !self.send(&mut value, deadline) {
                 break;
             }

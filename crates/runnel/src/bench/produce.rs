@@ -184,9 +184,10 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn new(records_per_s: f64) -> Pacer {
+    /// Paces records from `start` on; a rate of 0 does not pace at all.
+    pub fn new(records_per_s: f64, start: Instant) -> Pacer {
         let per_record = (records_per_s > 0.0).then(|| Duration::from_secs_f64(1.0 / records_per_s));
-        Pacer { start: Instant::now(), per_record }
+        Pacer { start, per_record }
     }
 
     /// Waits until record number `n` (from 0) is due.
@@ -241,6 +242,7 @@ pub fn flush(producer: &BenchProducer, counters: &Counters) {
 
 /// What one sender thread does.
 struct Share {
+    start: Instant,
     count: Option<u64>,
     deadline: Option<Instant>,
     rate: f64,
@@ -248,7 +250,7 @@ struct Share {
 }
 
 fn send_loop(producer: &BenchProducer, topic: &str, payloads: &Payloads, counters: &Counters, share: Share) {
-    let pacer = Pacer::new(share.rate);
+    let pacer = Pacer::new(share.rate, share.start);
     let mut sent = 0u64;
     loop {
         if share.count.is_some_and(|n| sent >= n) || share.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -291,6 +293,7 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
             .map(|(i, producer)| {
                 let i = i as u64;
                 let share = Share {
+                    start,
                     count: count.map(|c| c / n + u64::from(i < c % n)),
                     deadline: duration.map(|d| start + d),
                     rate: args.rate as f64 / n as f64,
@@ -351,8 +354,8 @@ mod tests {
 
     #[test]
     fn pacer_spaces_records_at_the_rate() {
-        let pacer = Pacer::new(1000.0);
         let start = Instant::now();
+        let pacer = Pacer::new(1000.0, start);
         for n in 0..50 {
             pacer.wait(n);
         }
