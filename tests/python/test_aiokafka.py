@@ -19,6 +19,8 @@ from runnel_helpers import (
     BASE_TS,
     CLIENT_MAX_BYTES,
     CODECS,
+    assert_stored_with_codec,
+    stored_batches,
     LARGE_VALUE_SIZE,
     Rec,
     compressible_value,
@@ -184,11 +186,12 @@ async def test_large_record(broker, unique_topic):
 
 @pytest.mark.parametrize("codec", CODECS)
 @async_test
-async def test_compression(broker, unique_topic, codec):
+async def test_compression(broker, session_broker, unique_topic, codec):
     """Goal: batches compressed with each codec are stored and fetched intact.
 
     Method: send 300 compressible records with keys and headers using
     compression_type=<codec> (lingering so they batch), then fetch and compare.
+    The segment files must hold the batches with that codec.
     """
     recs = [
         Rec(f"k{i}".encode(), compressible_value(i), [("i", str(i).encode())], BASE_TS + i)
@@ -196,12 +199,13 @@ async def test_compression(broker, unique_topic, codec):
     ]
     meta = await produce(broker, unique_topic, recs, compression_type=codec, linger_ms=50)
     assert [m.offset for m in meta] == list(range(300))
+    assert_stored_with_codec(session_broker.data_dir, unique_topic, codec, len(recs))
     records = await consume_from(broker, unique_topic, 0, 0, len(recs))
     assert_same_records(records, recs, unique_topic)
 
 
 @async_test
-async def test_order_within_partition(broker, unique_topic):
+async def test_order_within_partition(broker, session_broker, unique_topic):
     """Goal: many records in many batches come back in offset order, no gaps or duplicates.
 
     Method: send 2,000 records to partition 0 in 8 rounds of 250 with
@@ -214,6 +218,7 @@ async def test_order_within_partition(broker, unique_topic):
         recs = [Rec(b"order", f"{i:06d}".encode()) for i in range(start, start + 250)]
         meta += await produce(broker, unique_topic, recs, partition=0, max_batch_size=4096, linger_ms=2)
     assert [(m.partition, m.offset) for m in meta] == [(0, i) for i in range(n)]
+    assert len(stored_batches(session_broker.data_dir, unique_topic)) >= 8, "expected several batches"
     records = await consume_from(broker, unique_topic, 0, 0, n)
     assert [r.offset for r in records] == list(range(n))
     assert [r.value for r in records] == [f"{i:06d}".encode() for i in range(n)]

@@ -25,6 +25,8 @@ from runnel_helpers import (
     BROKER_MESSAGE_MAX_BYTES,
     CLIENT_MAX_BYTES,
     CODECS,
+    assert_stored_with_codec,
+    stored_batches,
     LARGE_VALUE_SIZE,
     Rec,
     compressible_value,
@@ -233,12 +235,13 @@ def test_record_over_message_max_bytes_is_rejected(broker, unique_topic):
 
 
 @pytest.mark.parametrize("codec", CODECS)
-def test_compression(broker, unique_topic, codec):
+def test_compression(broker, session_broker, unique_topic, codec):
     """Goal: batches compressed with each codec are stored and fetched intact.
 
     Method: produce 300 compressible records with keys and headers using
     compression.type=<codec> and lingering so they batch, then fetch all from
-    offset 0 and compare every record.
+    offset 0 and compare every record. The segment files must hold the
+    batches with that codec (Runnel stores batches as the producer sent them).
     """
     recs = [
         Rec(f"k{i}".encode(), compressible_value(i), [("i", str(i).encode())], BASE_TS + i)
@@ -250,9 +253,10 @@ def test_compression(broker, unique_topic, codec):
 
     msgs = consume_from(broker, unique_topic, 0, 0, len(recs))
     assert_same_records(msgs, recs, unique_topic)
+    assert_stored_with_codec(session_broker.data_dir, unique_topic, codec, len(recs), librdkafka=True)
 
 
-def test_order_within_partition(broker, unique_topic):
+def test_order_within_partition(broker, session_broker, unique_topic):
     """Goal: many records in many batches come back in offset order, no gaps or duplicates.
 
     Method: produce 2,000 records to partition 0 in 8 flushed rounds of 250
@@ -266,6 +270,7 @@ def test_order_within_partition(broker, unique_topic):
         recs = [Rec(b"order", f"{i:06d}".encode()) for i in range(start, start + 250)]
         delivered += produce(p, unique_topic, recs, partition=0)
     assert [(part, off) for part, off, _ in delivered] == [(0, i) for i in range(n)]
+    assert len(stored_batches(session_broker.data_dir, unique_topic)) >= 8, "expected several batches"
 
     msgs = consume_from(broker, unique_topic, 0, 0, n)
     assert [m.offset() for m in msgs] == list(range(n))
