@@ -144,8 +144,9 @@ def test_round_trip_keys_headers_timestamps(broker, unique_topic):
 def test_large_record(broker, unique_topic):
     """Goal: a ~1 MiB record (just under Kafka's default message.max.bytes) round-trips.
 
-    Method: raise max_request_size and the fetch limits, send one record of
-    1 MiB - 1 KiB of random bytes between two small ones, fetch all three.
+    Method: raise max_request_size, the fetch limits and the largest response
+    frame accepted, send one record of 1 MiB - 1 KiB of random bytes between two
+    small ones, fetch all three.
     """
     recs = [Rec(b"before", b"small"), Rec(b"big", large_value()), Rec(b"after", b"small")]
     p = make_producer(broker, max_request_size=CLIENT_MAX_BYTES)
@@ -162,6 +163,8 @@ def test_large_record(broker, unique_topic):
         3,
         max_partition_fetch_bytes=CLIENT_MAX_BYTES,
         fetch_max_bytes=4 * CLIENT_MAX_BYTES,
+        # kafka-python drops any response frame above this (default 1,000,000).
+        receive_message_max_bytes=8 * CLIENT_MAX_BYTES,
     )
     assert len(records[1].value) == LARGE_VALUE_SIZE
     assert_same_records(records, recs, unique_topic)
