@@ -253,7 +253,7 @@ def test_compression(broker, session_broker, unique_topic, codec):
 
     msgs = consume_from(broker, unique_topic, 0, 0, len(recs))
     assert_same_records(msgs, recs, unique_topic)
-    assert_stored_with_codec(session_broker.data_dir, unique_topic, codec, len(recs), librdkafka=True)
+    assert_stored_with_codec(session_broker.data_dir, unique_topic, codec, len(recs))
 
 
 def test_order_within_partition(broker, session_broker, unique_topic):

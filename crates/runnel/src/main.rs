@@ -122,6 +122,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        // Handlers go in before anything else, so a signal that arrives during
+        // recovery or right after the readiness line still shuts down cleanly.
+        let shutdown = shutdown_signal()?;
         let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
         let server = Server::bind(broker).await.context("cannot bind the listener")?;
         let addr = server.local_addr();
@@ -130,7 +133,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(stdout, "runnel listening on {addr}")?;
         stdout.flush()?;
         drop(stdout);
-        server.run(shutdown_signal()?).await?;
+        server.run(shutdown).await?;
         Ok(())
     })
 }

@@ -28,9 +28,14 @@ const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11), as a bit set.
 const TOPIC_OPERATIONS_ALL: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Cluster operations allowed with no authorizer: CREATE(5), ALTER(7),
+/// DESCRIBE(8), CLUSTER_ACTION(9), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11),
+/// IDEMPOTENT_WRITE(12).
+const CLUSTER_OPERATIONS_ALL: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn handle(broker: Arc<Broker>, endpoint: Endpoint, req: MetadataRequest, version: i16) -> MetadataResponse {
     let include_ops = version >= 8 && req.include_topic_authorized_operations;
+    let req_cluster_ops = req.include_cluster_authorized_operations;
     let topics = match req.topics {
         None => all_topics(&broker, include_ops, version),
         Some(ref list) if list.is_empty() && version == 0 => all_topics(&broker, include_ops, version),
@@ -56,6 +61,10 @@ pub async fn handle(broker: Arc<Broker>, endpoint: Endpoint, req: MetadataReques
     }
     if version >= 2 {
         response = response.with_cluster_id(Some(StrBytes::from_string(broker.cluster_id().to_string())));
+    }
+    // Only v8-10 carry the cluster's authorized operations (KIP-430).
+    if (8..=10).contains(&version) && req_cluster_ops {
+        response = response.with_cluster_authorized_operations(CLUSTER_OPERATIONS_ALL);
     }
     response
 }

@@ -9,6 +9,7 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -56,6 +57,10 @@ pub async fn dispatch(broker: &Arc<Broker>, endpoint: &Endpoint, request: Reques
         }
         RequestKind::Fetch(req) => {
             Box::pin(async move { Some(ResponseKind::Fetch(fetch::handle(broker, req, version).await)) })
+        }
+        RequestKind::FindCoordinator(req) => {
+            let response = find_coordinator::handle(broker.node_id(), endpoint, req, version);
+            Box::pin(async move { Some(ResponseKind::FindCoordinator(response)) })
         }
         RequestKind::ListOffsets(req) => {
             Box::pin(async move { Some(ResponseKind::ListOffsets(list_offsets::handle(broker, req, version).await)) })

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
@@ -22,7 +23,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::config::{BrokerConfig, Source};
-use crate::handler::{create_topics, delete_topics, fetch, list_offsets, metadata, produce, Endpoint};
+use crate::handler::{
+    create_topics, delete_topics, fetch, find_coordinator, list_offsets, metadata, produce, Endpoint,
+};
 use crate::protocol::{encode_response, guard};
 
 fn name(s: &str) -> TopicName {
@@ -156,6 +159,24 @@ async fn every_handler_encodes_at_every_served_version() {
         assert_eq!(response.responses[0].error_code, 0, "v{v}");
         assert_ne!(response.responses[1].error_code, 0, "v{v}");
         encode(ApiKey::DeleteTopics, v, ResponseKind::DeleteTopics(response));
+    }
+    for v in versions(ApiKey::FindCoordinator) {
+        for key_type in [0, 1] {
+            let mut req = FindCoordinatorRequest::default().with_key_type(if v >= 1 { key_type } else { 0 });
+            if v >= 4 {
+                req.coordinator_keys = vec![StrBytes::from_static_str("g1"), StrBytes::from_static_str("g2")];
+            } else {
+                req.key = StrBytes::from_static_str("g1");
+            }
+            let response = find_coordinator::handle(broker.node_id(), &endpoint, req, v);
+            let (error, node) = match response.coordinators.first() {
+                Some(c) => (c.error_code, c.node_id.0),
+                None => (response.error_code, response.node_id.0),
+            };
+            let group = v == 0 || key_type == 0;
+            assert_eq!((error, node), if group { (0, 1) } else { (15, -1) }, "v{v} key type {key_type}");
+            encode(ApiKey::FindCoordinator, v, ResponseKind::FindCoordinator(response));
+        }
     }
     for v in versions(ApiKey::ApiVersions) {
         encode(ApiKey::ApiVersions, v, ResponseKind::ApiVersions(crate::handler::api_versions::handle()));

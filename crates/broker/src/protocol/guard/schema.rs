@@ -102,6 +102,7 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 1, min: 4, max: 17, flexible_from: 12, body: FETCH },
     Api { key: 2, min: 1, max: 10, flexible_from: 6, body: LIST_OFFSETS },
     Api { key: 3, min: 0, max: 12, flexible_from: 9, body: METADATA },
+    Api { key: 10, min: 0, max: 6, flexible_from: 3, body: FIND_COORDINATOR },
     Api { key: 18, min: 0, max: 4, flexible_from: 3, body: API_VERSIONS },
     Api { key: 19, min: 2, max: 7, flexible_from: 5, body: CREATE_TOPICS },
     Api { key: 20, min: 1, max: 6, flexible_from: 4, body: DELETE_TOPICS },
@@ -182,6 +183,14 @@ const METADATA: &[Field] = &[
     Field::new("include_topic_authorized_operations", Bool).since(8),
 ];
 const METADATA_TOPIC: &[Field] = &[Field::new("topic_id", Uuid).since(10), Field::new("name", NullableString)];
+
+// FindCoordinator (10): find_coordinator_request.rs. From v4 one request
+// names several keys (KIP-699).
+const FIND_COORDINATOR: &[Field] = &[
+    Field::new("key", STRING).until(3),
+    Field::new("key_type", Int8).since(1),
+    Field::new("coordinator_keys", Kind::Array(&STRING)).since(4),
+];
 
 // ApiVersions (18): api_versions_request.rs (client software name, KIP-511).
 const API_VERSIONS: &[Field] =

@@ -18,6 +18,7 @@ use kafka_protocol::messages::create_topics_request::{
 };
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
@@ -40,6 +41,7 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         1 => fetch(version).prop_map(RequestKind::from).boxed(),
         2 => list_offsets(version).prop_map(RequestKind::from).boxed(),
         3 => metadata(version).prop_map(RequestKind::from).boxed(),
+        10 => find_coordinator(version).prop_map(RequestKind::from).boxed(),
         18 => api_versions(version).prop_map(RequestKind::from).boxed(),
         19 => create_topics(version).prop_map(RequestKind::from).boxed(),
         20 => delete_topics(version).prop_map(RequestKind::from).boxed(),
@@ -296,6 +298,21 @@ fn create_topics(v: i16) -> impl Strategy<Value = CreateTopicsRequest> {
                 .with_unknown_tagged_fields(tags)
         },
     )
+}
+
+fn find_coordinator(v: i16) -> impl Strategy<Value = FindCoordinatorRequest> {
+    (text(), any::<i8>(), list(text()), unknown_tags(v >= 3)).prop_map(move |(key, key_type, keys, tags)| {
+        let mut request = FindCoordinatorRequest::default().with_unknown_tagged_fields(tags);
+        if v <= 3 {
+            request.key = key;
+        } else {
+            request.coordinator_keys = keys;
+        }
+        if v >= 1 {
+            request.key_type = key_type;
+        }
+        request
+    })
 }
 
 fn delete_topics(v: i16) -> impl Strategy<Value = DeleteTopicsRequest> {
