@@ -95,8 +95,9 @@ impl Server {
     }
 }
 
-/// Periodic storage work: time-based flushes (`flush.ms`). The log manager
-/// writes its recovery-point checkpoints on a thread of its own.
+/// Periodic storage work: time-based flushes (`flush.ms`) and background
+/// flushes of rolled segments. The log manager writes its recovery-point
+/// checkpoints on a thread of its own.
 async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut flush = tokio::time::interval(Duration::from_millis(1000));
     loop {
@@ -105,7 +106,7 @@ async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = flush.tick() => {
                 let now = now_ms();
                 for log in broker.logs.logs() {
-                    if log.needs_flush(now) {
+                    if log.needs_flush(now) || log.has_unflushed_rolled_segments() {
                         broker.logs.flusher().request(&log);
                     }
                 }

@@ -490,6 +490,15 @@ impl Log {
                 || now_ms.saturating_sub(st.last_flush_ms) >= st.config.flush_interval_ms)
     }
 
+    /// Whether rolled segments still wait for an fsync. The broker asks the
+    /// flusher for them in the background whatever the flush policy, as Kafka
+    /// flushes a segment once it is rolled, so the recovery point keeps up
+    /// and a restart scans at most the active segment's recent tail.
+    pub fn has_unflushed_rolled_segments(&self) -> bool {
+        let st = self.state.lock();
+        !st.failed && !st.pending_flush.is_empty()
+    }
+
     pub fn is_failed(&self) -> bool {
         self.state.lock().failed
     }
