@@ -5,7 +5,7 @@
 # Usage: bash scripts/bench.sh [OUT_DIR]
 #   REPEAT=3         runs per throughput configuration (min and median are reported)
 #   SECONDS_PER_RUN=15
-#   RESTART_GB="1 3" log sizes for the restart-after-SIGKILL measurement
+#   RESTART_GB="1 4" log sizes for the restart-after-SIGKILL measurement
 #   BENCH_DIR=/tmp/runnel-bench   where data files go (same disk as the baseline)
 #
 # Baselines measured in the same run: the disk's sequential write rate with
@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-bench-results}
 REPEAT=${REPEAT:-3}
 SECS=${SECONDS_PER_RUN:-15}
-RESTART_GB=${RESTART_GB:-"1 3"}
+RESTART_GB=${RESTART_GB:-"1 4"}
 DIR=${BENCH_DIR:-/tmp/runnel-bench}
 BIN=target/release/runnel
 mkdir -p "$OUT"
@@ -81,22 +81,30 @@ produce_run() { # topic, acks, extra bench args...
 import json, sys
 j = json.load(open(sys.argv[1])); ticks = int(sys.argv[2]); hz = int(sys.argv[3])
 gb = j["bytes"] / 1e9
-lat = j.get("ack_latency_ms") or j.get("latency_ms") or {}
-print("%.0f %.1f %.1f %s %s" % (j["records_per_sec"], j["mb_per_sec"], (ticks / hz) / gb if gb else 0, lat.get("p50", "-"), lat.get("p99", "-")))
+lat = j.get("ack_latency_ms") or {}
+print("%.0f %.1f %.1f %s %s" % (j["records_per_s"], j["mb_per_s"], (ticks / hz) / gb if gb else 0, lat.get("p50", "-"), lat.get("p99", "-")))
 PY
 }
 
 stats() { # "label" then lines "records/s MB/s cpu p50 p99" on stdin
-  python3 -c '
-import sys, statistics
-label = sys.argv[1]
-rows = [list(map(str, l.split())) for l in sys.stdin if l.strip()]
-mbs = sorted(float(r[1]) for r in rows); cpu = [float(r[2]) for r in rows]
-print(f"{label}: MB/s min {min(mbs):.1f} median {statistics.median(mbs):.1f} (runs: {\" \".join(r[1] for r in rows)}); "
-      f"records/s median {statistics.median(float(r[0]) for r in rows):.0f}; broker CPU s/GB median {statistics.median(cpu):.1f}; "
-      f"ack p50/p99 ms (last run) {rows[-1][3]}/{rows[-1][4]}")
-' "$1"
+  python3 "$DIR/stats.py" "$1"
 }
+cat > "$DIR/stats.py" <<'PY'
+import statistics
+import sys
+
+label = sys.argv[1]
+rows = [line.split() for line in sys.stdin if line.strip()]
+mbs = [float(r[1]) for r in rows]
+cpu = [float(r[2]) for r in rows]
+runs = " ".join(r[1] for r in rows)
+print(
+    f"{label}: MB/s min {min(mbs):.1f} median {statistics.median(mbs):.1f} (runs: {runs}); "
+    f"records/s median {statistics.median(float(r[0]) for r in rows):.0f}; "
+    f"broker CPU s/GB median {statistics.median(cpu):.1f}; "
+    f"ack latency ms p50/p99 (last run, at full load) {rows[-1][3]}/{rows[-1][4]}"
+)
+PY
 
 # --- produce throughput -------------------------------------------------------
 log "## produce, 1 KiB records, ${SECS}s per run, $REPEAT runs"
@@ -121,7 +129,7 @@ for i in $(seq 1 "$REPEAT"); do
   t0=$(cpu_ticks "$BROKER_PID")
   "$BIN" bench consume --brokers "$ADDR" --topic c --count 3000000 --json --quiet > "$DIR/run.json"
   t1=$(cpu_ticks "$BROKER_PID")
-  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); gb=j["bytes"]/1e9; print("%.0f %.1f %.1f - -" % (j["records_per_sec"], j["mb_per_sec"], (int(sys.argv[2])/int(sys.argv[3]))/gb))' "$DIR/run.json" "$((t1 - t0))" "$TICKS" >> "$DIR/rows"
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); gb=j["bytes"]/1e9; print("%.0f %.1f %.1f - -" % (j["records_per_s"], j["mb_per_s"], (int(sys.argv[2])/int(sys.argv[3]))/gb))' "$DIR/run.json" "$((t1 - t0))" "$TICKS" >> "$DIR/rows"
 done
 log "$(stats "consume 3,000,000 records from offset 0" < "$DIR/rows")"
 stop_broker
@@ -130,24 +138,34 @@ stop_broker
 log "## end-to-end latency at 5,000 records/s, 1 KiB, acks=all, default fsync"
 rm -rf "$DIR/data"; start_broker "$DIR/data"
 "$BIN" bench e2e --brokers "$ADDR" --topic e2e --rate 5000 --duration 30 --json --quiet > "$DIR/e2e.json"
-log "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["latency_ms"]; print("records %d; latency ms p50 %s p90 %s p99 %s p999 %s max %s" % (j["records"], l["p50"], l["p90"], l["p99"], l["p999"], l["max"]))' "$DIR/e2e.json")"
+log "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["e2e_latency_ms"]; print("records %d; latency ms p50 %s p90 %s p99 %s p999 %s max %s" % (j["records"], l["p50"], l["p90"], l["p99"], l["p999"], l["max"]))' "$DIR/e2e.json")"
 stop_broker
 
 # --- restart after SIGKILL -----------------------------------------------------------
-log "## restart time after SIGKILL (time from start to the listening line)"
+# Default (durable) configuration. The log is filled to N GB, then a second
+# producer keeps writing while the broker is killed, so there is a tail to
+# recover. The restart is timed twice: with the page cache as the kill left it,
+# and after dropping the page cache (cold; needs root, skipped otherwise).
+log "## restart time after SIGKILL (start to the listening line), default config"
+restart_once() { # label
+  local start end
+  start=$(date +%s.%N); start_broker "$DIR/data"; end=$(date +%s.%N)
+  log "  $1: $(python3 -c "print('%.2f s' % ($end - $start))"); $(grep -o 'bytes_scanned: [0-9]*' "$DIR/broker.err" | head -1)"
+}
 for gb in $RESTART_GB; do
-  rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.flush.interval.messages=9223372036854775807
+  rm -rf "$DIR/data"; start_broker "$DIR/data"
   "$BIN" bench produce --brokers "$ADDR" --topic r --acks 1 --count $((gb * 1000000)) --partitions 4 --producers 2 --json --quiet > /dev/null
-  # Keep writing while the kill lands, so there is an unflushed tail to recover.
-  "$BIN" bench produce --brokers "$ADDR" --topic r --acks 1 --duration 5 --json --quiet > /dev/null 2>&1 &
+  "$BIN" bench produce --brokers "$ADDR" --topic r --acks 1 --duration 6 --json --quiet > /dev/null 2>&1 &
   load=$!
   sleep 3
   kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true
   wait "$load" 2>/dev/null || true
-  size=$(du -sh "$DIR/data" | cut -f1)
-  start=$(date +%s.%N); start_broker "$DIR/data"; end=$(date +%s.%N)
-  scanned=$(grep -o 'bytes_scanned: [0-9]*' "$DIR/broker.err" | head -1)
-  log "log of $size: restart took $(python3 -c "print('%.2f s' % ($end - $start))"); $scanned"
+  log "log of $(du -sh "$DIR/data" | cut -f1) after SIGKILL during writes:"
+  restart_once "restart, page cache warm"
+  kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true
+  if sync && (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then
+    restart_once "restart after a second SIGKILL at idle, page cache dropped"
+  fi
   stop_broker
 done
 rm -rf "$DIR"
