@@ -99,7 +99,7 @@ const STRING: Kind = Kind::String;
 /// them in this order.
 pub(crate) const APIS: &[Api] = &[
     Api { key: 0, min: 3, max: 13, flexible_from: 9, body: PRODUCE },
-    Api { key: 1, min: 4, max: 17, flexible_from: 12, body: FETCH },
+    Api { key: 1, min: 4, max: 18, flexible_from: 12, body: FETCH },
     Api { key: 2, min: 1, max: 10, flexible_from: 6, body: LIST_OFFSETS },
     Api { key: 3, min: 0, max: 12, flexible_from: 9, body: METADATA },
     Api { key: 10, min: 0, max: 6, flexible_from: 3, body: FIND_COORDINATOR },

@@ -255,9 +255,9 @@ fn allocation_counter_sees_allocations() {
 
 #[test]
 fn serves_the_foundation_apis() {
-    let expected = [(0, 3, 13), (1, 4, 17), (2, 1, 10), (3, 0, 12), (10, 0, 6), (18, 0, 4), (19, 2, 7), (20, 1, 6)];
+    let expected = [(0, 3, 13), (1, 4, 18), (2, 1, 10), (3, 0, 12), (10, 0, 6), (18, 0, 4), (19, 2, 7), (20, 1, 6)];
     assert_eq!(supported_apis(), &expected);
-    assert_eq!(supported_versions(1), Some((4, 17)));
+    assert_eq!(supported_versions(1), Some((4, 18)));
     assert_eq!(supported_versions(18), Some((0, 4)));
     assert_eq!(supported_versions(8), None);
 }

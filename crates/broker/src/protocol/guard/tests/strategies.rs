@@ -160,6 +160,10 @@ fn fetch_partition(v: i16) -> impl Strategy<Value = FetchPartition> {
         if let Some(directory) = directory.filter(|_| v >= 17) {
             p.replica_directory_id = directory;
         }
+        // A follower's high watermark (tag 1) exists from v18; reuse the random log start offset.
+        if v >= 18 && log_start_offset % 2 == 0 {
+            p.high_watermark = log_start_offset;
+        }
         p
     })
 }
