@@ -83,6 +83,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "requests one connection may have in progress; reading pauses beyond it",
     ),
     int("fetch.max.bytes", 1024, I32_MAX, "57671680", "largest record data returned by one Fetch response"),
+    int(
+        "connections.max.idle.ms",
+        1,
+        LONG_MAX,
+        "600000",
+        "a connection with no request in progress and none received for this long is closed",
+    ),
     int("message.max.bytes", 0, I32_MAX, "1048588", "largest record batch accepted (topic: max.message.bytes)"),
     int("log.segment.bytes", 14, I32_MAX, "1073741824", "segment size before a roll (topic: segment.bytes)"),
     int("log.roll.ms", 1, LONG_MAX, "604800000", "segment age before a roll (topic: segment.ms)"),
@@ -315,6 +322,9 @@ impl BrokerConfig {
     }
     pub fn connection_max_inflight_requests(&self) -> usize {
         self.int("connection.max.inflight.requests") as usize
+    }
+    pub fn connections_max_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.int("connections.max.idle.ms") as u64)
     }
     pub fn fetch_max_bytes(&self) -> usize {
         self.int("fetch.max.bytes") as usize

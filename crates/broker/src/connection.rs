@@ -4,7 +4,9 @@
 //! Up to `connection.max.inflight.requests` requests may be in progress at
 //! once; beyond that the connection stops reading, which pushes back on the
 //! client through TCP. A frame that cannot be read or parsed closes this
-//! connection only, after the responses already due have been written.
+//! connection only, after the responses already due have been written. A
+//! connection with nothing in progress that sends nothing for
+//! `connections.max.idle.ms` is closed, as Kafka does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub async fn serve(
     let (rd, mut wr) = stream.into_split();
     let mut frames = FrameReader::new(rd, broker.config.socket_request_max_bytes());
     let inflight_max = broker.config.connection_max_inflight_requests();
+    let idle_max = broker.config.connections_max_idle();
+    let idle = tokio::time::sleep(idle_max);
+    tokio::pin!(idle);
     let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut reading = true;
     loop {
@@ -67,6 +72,14 @@ pub async fn serve(
                 }
             }
             _ = shutdown.changed(), if reading => reading = false,
+            _ = &mut idle, if reading && inflight.is_empty() => {
+                tracing::debug!(%peer, idle_ms = idle_max.as_millis() as u64, "closing idle connection");
+                reading = false;
+            }
+        }
+        if inflight.is_empty() {
+            // Idle time counts from the last request answered or received.
+            idle.as_mut().reset(tokio::time::Instant::now() + idle_max);
         }
         if !reading && inflight.is_empty() {
             break;

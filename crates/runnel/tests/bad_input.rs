@@ -278,3 +278,24 @@ fn invalid_batches_and_names_get_kafka_error_codes() {
     let response = MetadataResponse::decode(&mut body, 9).unwrap();
     assert_eq!(response.topics[0].error_code, 17, "INVALID_TOPIC_EXCEPTION");
 }
+
+/// Goal: idle connections are closed after `connections.max.idle.ms`, and a
+/// connection in use is not. Method: with a 400 ms limit, a silent connection
+/// and one idle after an ApiVersions exchange are both closed by the broker
+/// within a few seconds; a third that sends a request every 150 ms for 1.2 s
+/// is still answered.
+#[test]
+fn idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &["connections.max.idle.ms=400"]);
+    let mut silent = Wire::connect(&broker.addr);
+    let mut after_request = Wire::connect(&broker.addr);
+    after_request.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let mut busy = Wire::connect(&broker.addr);
+    for _ in 0..8 {
+        busy.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(silent.closed_by_broker(), "a connection that never spoke is closed");
+    assert!(after_request.closed_by_broker(), "a connection idle after a request is closed");
+}
