@@ -35,6 +35,10 @@ impl ToErrorCode for LogError {
         match self {
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             LogError::Batch(e) => e.error(),
+            // The partition went away under the request (topic deleted, broker
+            // shutting down): a retriable error makes the client refresh its
+            // metadata and find out where, or whether, the partition lives now.
+            LogError::Closed { .. } | LogError::ShutDown { .. } => ResponseError::NotLeaderOrFollower,
             _ => ResponseError::KafkaStorageError,
         }
     }
