@@ -70,6 +70,9 @@ pub enum StartError {
 pub struct Broker {
     pub config: BrokerConfig,
     pub logs: LogManager,
+    /// Bytes of request frames read and not yet answered, over all
+    /// connections: `queued.max.request.bytes` permits, one per byte.
+    pub request_budget: Arc<tokio::sync::Semaphore>,
     meta: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     cluster_id: String,
@@ -85,7 +88,15 @@ impl Broker {
         let checkpoint_interval = Duration::from_millis(config.checkpoint_interval_ms());
         let logs = LogManager::open_with_interval(data_dir, config.log_config(&BTreeMap::new()), checkpoint_interval)?;
         let cluster_id = meta.cluster_id().to_string();
-        let broker = Broker { config, logs, meta: Mutex::new(meta), topics: RwLock::new(HashMap::new()), cluster_id };
+        let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes()));
+        let broker = Broker {
+            config,
+            logs,
+            request_budget,
+            meta: Mutex::new(meta),
+            topics: RwLock::new(HashMap::new()),
+            cluster_id,
+        };
         broker.reconcile()?;
         tracing::info!(
             topics = broker.topics.read().len(),

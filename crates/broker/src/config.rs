@@ -84,6 +84,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     int("fetch.max.bytes", 1024, I32_MAX, "57671680", "largest record data returned by one Fetch response"),
     int(
+        "queued.max.request.bytes",
+        1024,
+        I32_MAX,
+        "536870912",
+        "bytes of requests read and not yet answered, over all connections; reading waits beyond it (at least socket.request.max.bytes)",
+    ),
+    int(
         "connections.max.idle.ms",
         1,
         LONG_MAX,
@@ -279,6 +286,21 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// Checks rules that tie settings together; each error names the keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let frame_max = self.socket_request_max_bytes();
+        let budget = self.queued_max_request_bytes();
+        if budget < frame_max {
+            // A frame larger than the whole budget could never be read.
+            return Err(ConfigError::InvalidValue {
+                key: "queued.max.request.bytes".into(),
+                value: budget.to_string(),
+                reason: format!("must be at least socket.request.max.bytes ({frame_max})"),
+            });
+        }
+        Ok(())
+    }
+
     /// The value of `key` and where it came from.
     pub fn get(&self, key: &str) -> Option<(&str, Source)> {
         self.values.get(key).map(|(v, s)| (v.as_str(), *s))
@@ -322,6 +344,9 @@ impl BrokerConfig {
     }
     pub fn connection_max_inflight_requests(&self) -> usize {
         self.int("connection.max.inflight.requests") as usize
+    }
+    pub fn queued_max_request_bytes(&self) -> usize {
+        self.int("queued.max.request.bytes") as usize
     }
     pub fn connections_max_idle(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.int("connections.max.idle.ms") as u64)
@@ -434,6 +459,17 @@ mod tests {
         let err = config.set("num.partitions", "0", Source::Override).unwrap_err();
         assert!(err.to_string().contains("num.partitions"), "{err}");
         assert!(matches!(config.set("no.such.key", "1", Source::Override), Err(ConfigError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn request_budget_must_hold_the_largest_frame() {
+        let mut config = BrokerConfig::default();
+        assert!(config.validate().is_ok());
+        config.set("queued.max.request.bytes", "1048576", Source::Override).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("queued.max.request.bytes") && err.contains("socket.request.max.bytes"), "{err}");
+        config.set("socket.request.max.bytes", "1048576", Source::Override).unwrap();
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::broker::Broker;
 use crate::handler::{self, api_versions, Endpoint};
 use crate::protocol::guard::{self, GuardError};
-use crate::protocol::{decode_request, encode_response, FrameReader};
+use crate::protocol::{decode_request, encode_response, Frame, FrameReader};
 
 /// A response waiting its turn: what to encode it as, and the handler's future.
 type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Option<bytes::Bytes>> + Send>>;
@@ -38,7 +38,7 @@ pub async fn serve(
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     let (rd, mut wr) = stream.into_split();
-    let mut frames = FrameReader::new(rd, broker.config.socket_request_max_bytes());
+    let mut frames = FrameReader::new(rd, broker.config.socket_request_max_bytes(), broker.request_budget.clone());
     let inflight_max = broker.config.connection_max_inflight_requests();
     let idle_max = broker.config.connections_max_idle();
     let idle = tokio::time::sleep(idle_max);
@@ -57,7 +57,7 @@ pub async fn serve(
             }
             frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
                 match frame {
-                    Ok(Some(frame)) => match start_request(&broker, &endpoint, frame).await {
+                    Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &endpoint, bytes, budget).await {
                         Ok(pending) => inflight.push_back(pending),
                         Err(reason) => {
                             tracing::info!(%peer, %reason, "closing connection after a bad request");
@@ -91,7 +91,14 @@ pub async fn serve(
 }
 
 /// Guards, decodes and dispatches one frame. An error closes the connection.
-async fn start_request(broker: &Arc<Broker>, endpoint: &Endpoint, frame: bytes::Bytes) -> Result<InFlight, String> {
+/// `budget` is the frame's share of `queued.max.request.bytes`; it is
+/// released when the response has been built.
+async fn start_request(
+    broker: &Arc<Broker>,
+    endpoint: &Endpoint,
+    frame: bytes::Bytes,
+    budget: tokio::sync::OwnedSemaphorePermit,
+) -> Result<InFlight, String> {
     let summary = match guard::check_request(&frame) {
         Ok(summary) => summary,
         Err(GuardError::UnsupportedVersion { api_key, correlation_id, .. })
@@ -111,7 +118,8 @@ async fn start_request(broker: &Arc<Broker>, endpoint: &Endpoint, frame: bytes::
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
     let pending = handler::dispatch(broker, endpoint, request).await.map_err(|e| e.to_string())?;
     Ok(Box::pin(async move {
-        let body = pending.await?;
-        Some(encode_response(api_key, version, correlation_id, &body))
+        let body = pending.await;
+        drop(budget);
+        Some(encode_response(api_key, version, correlation_id, &body?))
     }))
 }

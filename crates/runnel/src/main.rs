@@ -2,6 +2,7 @@
 //! a local data directory and no other process to start.
 
 mod bench;
+mod client;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -99,6 +100,7 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(adv) = &args.advertise {
         config.set("advertised.listener", adv, Source::Override)?;
     }
+    config.validate()?;
     Ok(config)
 }
 

@@ -8,10 +8,13 @@
 
 pub mod guard;
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bytes read from the socket at most per read call; a frame's buffer grows by
 /// at most this much before the bytes have actually arrived, so a client that
@@ -32,35 +35,76 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads length-prefixed frames into a reused buffer.
+/// A frame and its share of the broker-wide request memory budget
+/// (`queued.max.request.bytes`), held until the request is answered.
+pub struct Frame {
+    pub bytes: Bytes,
+    pub budget: OwnedSemaphorePermit,
+}
+
+/// Reads length-prefixed frames into a reused buffer, charging the bytes it
+/// buffers to `budget`, a semaphore counting bytes shared by all
+/// connections. Before more of a frame is read into memory, that much is
+/// reserved; when requests in progress hold the whole budget, reading waits,
+/// which pushes back on clients through TCP instead of growing memory. A
+/// client that announces a large frame and sends little holds only what it
+/// sent. (Up to one read chunk of the next frame, and a frame's 4-byte
+/// prefix, can sit in a connection's buffer uncharged.)
 pub struct FrameReader<R> {
     reader: R,
     buf: BytesMut,
     frame_bytes_max: usize,
+    budget: Arc<Semaphore>,
+    /// What the frame being read holds of the budget; kept here so that a
+    /// cancelled read loses nothing.
+    reserved: Option<OwnedSemaphorePermit>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    pub fn new(reader: R, frame_bytes_max: usize) -> Self {
-        FrameReader { reader, buf: BytesMut::with_capacity(8 * 1024), frame_bytes_max }
+    /// `frame_bytes_max` must not exceed the budget's permits, or a frame of
+    /// that size could never be read.
+    pub fn new(reader: R, frame_bytes_max: usize, budget: Arc<Semaphore>) -> Self {
+        FrameReader { reader, buf: BytesMut::with_capacity(8 * 1024), frame_bytes_max, budget, reserved: None }
     }
 
     /// The next whole frame without its length prefix, or `None` on a clean
-    /// end of stream between frames. Cancel-safe: partial data stays buffered.
-    pub async fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+    /// end of stream between frames. Cancel-safe: partial data and the
+    /// frame's reservation stay with the reader.
+    pub async fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
             if let Some(length) = self.announced_length()? {
-                if self.buf.len() >= 4 + length {
+                let buffered = self.buf.len() - 4;
+                if buffered >= length {
+                    // Every frame holds at least one permit so that empty frames count too.
+                    self.reserve(length.max(1)).await;
                     self.buf.advance(4);
-                    return Ok(Some(self.buf.split_to(length).freeze()));
+                    let bytes = self.buf.split_to(length).freeze();
+                    let budget = self.reserved.take().expect("reserved above");
+                    return Ok(Some(Frame { bytes, budget }));
                 }
-                let missing = 4 + length - self.buf.len();
-                self.buf.reserve(missing.min(READ_CHUNK_BYTES));
+                let chunk = (length - buffered).min(READ_CHUNK_BYTES);
+                self.reserve(buffered + chunk).await;
+                self.buf.reserve(chunk);
             } else {
                 self.buf.reserve(READ_CHUNK_BYTES.min(4096));
             }
             if self.reader.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() { Ok(None) } else { Err(FrameError::Truncated) };
             }
+        }
+    }
+
+    /// Tops the current frame's reservation up to `bytes`, waiting for budget.
+    async fn reserve(&mut self, bytes: usize) {
+        let held = self.reserved.as_ref().map_or(0, |p| p.num_permits());
+        if held >= bytes {
+            return;
+        }
+        let more = u32::try_from(bytes - held).expect("frame lengths are bounded by an i32");
+        let permit = self.budget.clone().acquire_many_owned(more).await.expect("the budget is never closed");
+        match &mut self.reserved {
+            Some(reserved) => reserved.merge(permit),
+            None => self.reserved = Some(permit),
         }
     }
 
@@ -126,10 +170,10 @@ mod tests {
     use super::*;
 
     async fn frames_of(input: Vec<u8>, max: usize) -> Vec<Result<Option<Bytes>, String>> {
-        let mut reader = FrameReader::new(&input[..], max);
+        let mut reader = FrameReader::new(&input[..], max, Arc::new(Semaphore::new(1 << 20)));
         let mut out = Vec::new();
         loop {
-            let r = reader.next_frame().await.map_err(|e| e.to_string());
+            let r = reader.next_frame().await.map(|f| f.map(|f| f.bytes)).map_err(|e| e.to_string());
             let done = !matches!(r, Ok(Some(_)));
             out.push(r);
             if done {
