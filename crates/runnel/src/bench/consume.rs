@@ -76,7 +76,7 @@ pub fn run(common: &CommonArgs, args: &ConsumeArgs) -> anyhow::Result<()> {
         ("auto.offset.reset", "earliest".to_string()),
         ("enable.partition.eof", until_end.to_string()),
     ])?;
-    check_reachable(&consumer, &common.brokers)?;
+    check_reachable(&consumer, common)?;
     let Some(partitions) = topic_partitions(&consumer, &args.topic)? else {
         bail!("topic {} does not exist or has no leader", args.topic);
     };

@@ -80,7 +80,7 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     }
     let limit = Limit::from_args(args.count, args.duration, Limit::Duration(DEFAULT_DURATION))?;
     let consumer = common.consumer(&[("client.id", "runnel-bench-e2e".to_string())])?;
-    check_reachable(&consumer, &common.brokers)?;
+    check_reachable(&consumer, common)?;
     let partitions = ensure_topic(common, &consumer, &args.topic, args.tuning.partitions)?;
     assign_at_end(&consumer, &args.topic, &partitions)?;
 

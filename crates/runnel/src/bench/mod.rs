@@ -15,16 +15,14 @@ mod report;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand, ValueEnum};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use clap::{Args, Subcommand};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::types::RDKafkaErrorCode;
 
-/// How long the first metadata request may take before the broker counts as
-/// unreachable.
-const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::client::ConnectArgs;
+pub use crate::client::{topic_partitions, Acks, Compression, REACH_TIMEOUT};
 /// How long creating the topic and seeing it in metadata may take.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -70,13 +68,8 @@ pub struct BenchArgs {
 /// Flags every workload takes; they may stand before or after the workload name.
 #[derive(Args, Debug, Clone)]
 struct CommonArgs {
-    /// Bootstrap brokers, comma-separated (librdkafka: bootstrap.servers).
-    #[arg(long, global = true, env = "RUNNEL_BROKERS", default_value = "127.0.0.1:9092", value_name = "HOST:PORT,...")]
-    brokers: String,
-    /// A librdkafka client property, applied after all other settings; repeatable.
-    /// Example: -X socket.send.buffer.bytes=1048576
-    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
-    properties: Vec<(String, String)>,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Print the summary as one JSON object on stdout, for scripts.
     #[arg(long, global = true)]
     json: bool,
@@ -110,54 +103,6 @@ struct ProducerTuning {
     partitions: i32,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum Acks {
-    #[value(name = "0")]
-    None,
-    #[value(name = "1")]
-    Leader,
-    #[value(name = "all", alias = "-1")]
-    All,
-}
-
-impl Acks {
-    fn as_str(self) -> &'static str {
-        match self {
-            Acks::None => "0",
-            Acks::Leader => "1",
-            Acks::All => "all",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    fn as_str(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
-
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
-    }
-}
-
 /// Runs `runnel bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.workload {
@@ -168,57 +113,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 impl CommonArgs {
-    /// A client configuration with the bootstrap brokers, then `settings`,
-    /// then the user's `-X` properties, so the user has the last word.
+    /// See [`ConnectArgs::client_config`].
     fn client_config(&self, settings: &[(&str, String)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers);
-        for (key, value) in settings {
-            config.set(*key, value);
-        }
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
-        config
+        self.connect.client_config(settings)
     }
 
-    /// A consumer used for metadata and watermark look-ups and for reading.
-    /// It never joins a group: Runnel does not implement the group protocol
-    /// yet, so partitions are assigned by hand and offsets are never committed.
+    /// See [`ConnectArgs::consumer`].
     fn consumer(&self, settings: &[(&str, String)]) -> anyhow::Result<BaseConsumer> {
-        let mut all = vec![
-            ("group.id", "runnel-bench-unused".to_string()),
-            ("enable.auto.commit", "false".to_string()),
-            ("enable.auto.offset.store", "false".to_string()),
-        ];
-        all.extend(settings.iter().cloned());
-        self.client_config(&all).create().context("cannot create the consumer")
+        self.connect.consumer(settings)
     }
 }
 
 /// Fetches cluster metadata once, so a wrong address fails fast with one line
 /// instead of a producer retrying until its message timeout.
-fn check_reachable(consumer: &BaseConsumer, brokers: &str) -> anyhow::Result<()> {
-    match consumer.fetch_metadata(None, REACH_TIMEOUT) {
-        Ok(_) => Ok(()),
-        Err(e) => bail!("cannot reach broker at {brokers} within {} s: {e}", REACH_TIMEOUT.as_secs()),
-    }
-}
-
-/// The partition ids of `topic`, or `None` when the broker does not know it.
-fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Option<Vec<i32>>> {
-    let metadata = consumer.fetch_metadata(Some(topic), REACH_TIMEOUT).context("metadata request failed")?;
-    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(None) };
-    if t.error().is_some() || t.partitions().is_empty() {
-        return Ok(None);
-    }
-    // A partition without a leader cannot take writes yet.
-    if t.partitions().iter().any(|p| p.leader() < 0) {
-        return Ok(None);
-    }
-    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-    ids.sort_unstable();
-    Ok(Some(ids))
+fn check_reachable(consumer: &BaseConsumer, common: &CommonArgs) -> anyhow::Result<()> {
+    common.connect.check_reachable(consumer).map(drop)
 }
 
 /// Creates `topic` with `partitions` partitions unless it exists, then waits
@@ -233,8 +142,7 @@ fn ensure_topic(
     if let Some(ids) = topic_partitions(consumer, topic)? {
         return Ok(ids);
     }
-    let admin: AdminClient<DefaultClientContext> =
-        common.client_config(&[]).create().context("cannot create the admin client")?;
+    let admin = common.connect.admin()?;
     let opts =
         AdminOptions::new().request_timeout(Some(TOPIC_READY_TIMEOUT)).operation_timeout(Some(TOPIC_READY_TIMEOUT));
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -305,10 +213,10 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        assert_eq!(cli.bench.common.brokers, "h:1");
+        assert_eq!(cli.bench.common.connect.brokers, "h:1");
         assert!(cli.bench.common.json);
         assert_eq!(
-            cli.bench.common.properties,
+            cli.bench.common.connect.properties,
             vec![("linger.ms".to_string(), "7".to_string()), ("client.id".to_string(), "a=b".to_string())]
         );
         let Workload::Produce(p) = cli.bench.workload else { panic!("produce expected") };
@@ -325,8 +233,7 @@ mod tests {
     #[test]
     fn later_settings_override_earlier_ones() {
         let common = CommonArgs {
-            brokers: "b:1".into(),
-            properties: vec![("linger.ms".into(), "9".into())],
+            connect: ConnectArgs { brokers: "b:1".into(), properties: vec![("linger.ms".into(), "9".into())] },
             json: false,
             quiet: true,
         };

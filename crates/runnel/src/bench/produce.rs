@@ -268,7 +268,7 @@ fn send_loop(producer: &BenchProducer, topic: &str, payloads: &Payloads, counter
 pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
     let limit = Limit::from_args(args.count, args.duration, Limit::Duration(DEFAULT_DURATION))?;
     let consumer = common.consumer(&[])?;
-    check_reachable(&consumer, &common.brokers)?;
+    check_reachable(&consumer, common)?;
     let partitions = ensure_topic(common, &consumer, &args.topic, args.tuning.partitions)?;
     drop(consumer);
 

@@ -1,0 +1,165 @@
+//! What every client command shares: the connection flags (`--brokers`,
+//! `-X`), librdkafka client configuration built from them, the reachability
+//! check, topic look-ups and the producer settings `--acks` and
+//! `--compression`.
+//!
+//! The client commands (`runnel topic`, `runnel produce`, `runnel consume`)
+//! and `runnel bench` all talk to the broker through librdkafka, so a flag
+//! means the same thing everywhere and `-X` reaches every client property.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
+
+/// How long the first metadata request may take before the broker counts as
+/// unreachable.
+pub const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connection flags of every client command; they may stand before or
+/// after a subcommand name.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// Bootstrap brokers, comma-separated (librdkafka: bootstrap.servers).
+    #[arg(long, global = true, env = "RUNNEL_BROKERS", default_value = "127.0.0.1:9092", value_name = "HOST:PORT,...")]
+    pub brokers: String,
+    /// A librdkafka client property, applied after all other settings; repeatable.
+    /// Example: -X socket.send.buffer.bytes=1048576
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+}
+
+impl ConnectArgs {
+    /// A client configuration with the bootstrap brokers, then `settings`,
+    /// then the user's `-X` properties, so the user has the last word.
+    pub fn client_config(&self, settings: &[(&str, String)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in settings {
+            config.set(*key, value);
+        }
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// A consumer used for metadata and watermark look-ups and for reading.
+    /// It never joins a group: Runnel does not implement the group protocol
+    /// yet, so partitions are assigned by hand and offsets are never committed.
+    pub fn consumer(&self, settings: &[(&str, String)]) -> anyhow::Result<BaseConsumer> {
+        let mut all = vec![
+            ("group.id", "runnel-cli-unused".to_string()),
+            ("enable.auto.commit", "false".to_string()),
+            ("enable.auto.offset.store", "false".to_string()),
+        ];
+        all.extend(settings.iter().cloned());
+        self.client_config(&all).create().context("cannot create the consumer")
+    }
+
+    /// An admin client for topic creation and deletion.
+    pub fn admin(&self) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+        self.client_config(&[]).create().context("cannot create the admin client")
+    }
+
+    /// Fetches cluster metadata once, so a wrong address fails fast with one
+    /// line instead of a client retrying until its own timeout.
+    pub fn check_reachable(&self, consumer: &BaseConsumer) -> anyhow::Result<Metadata> {
+        match consumer.fetch_metadata(None, REACH_TIMEOUT) {
+            Ok(metadata) => Ok(metadata),
+            Err(e) => bail!("cannot reach broker at {} within {} s: {e}", self.brokers, REACH_TIMEOUT.as_secs()),
+        }
+    }
+}
+
+/// Parses one `-X KEY=VALUE`; the value may itself contain `=`.
+pub fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// The partition ids of `topic`, sorted, or `None` when the broker does not
+/// know it or a partition has no leader yet (it cannot take writes).
+pub fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Option<Vec<i32>>> {
+    let metadata = consumer.fetch_metadata(Some(topic), REACH_TIMEOUT).context("metadata request failed")?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(None) };
+    if t.error().is_some() || t.partitions().is_empty() {
+        return Ok(None);
+    }
+    if t.partitions().iter().any(|p| p.leader() < 0) {
+        return Ok(None);
+    }
+    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    ids.sort_unstable();
+    Ok(Some(ids))
+}
+
+/// Acknowledgements a producer asks for (librdkafka: acks).
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Acks {
+    #[value(name = "0")]
+    None,
+    #[value(name = "1")]
+    Leader,
+    #[value(name = "all", alias = "-1")]
+    All,
+}
+
+impl Acks {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+/// Compression codec for record batches (librdkafka: compression.codec).
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_settings_override_earlier_ones() {
+        let connect = ConnectArgs { brokers: "b:1".into(), properties: vec![("linger.ms".into(), "9".into())] };
+        let config = connect.client_config(&[("linger.ms", "5".into())]);
+        assert_eq!(config.get("linger.ms"), Some("9"));
+        assert_eq!(config.get("bootstrap.servers"), Some("b:1"));
+    }
+
+    #[test]
+    fn a_property_needs_a_key_and_may_hold_equals_signs() {
+        assert_eq!(parse_property("client.id=a=b"), Ok(("client.id".into(), "a=b".into())));
+        assert!(parse_property("linger.ms").is_err());
+        assert!(parse_property("=1").is_err());
+    }
+}
