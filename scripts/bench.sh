@@ -56,7 +56,7 @@ BROKER_PID=
 ADDR=
 start_broker() { # data_dir, extra args...
   local data=$1; shift
-  "$BIN" serve --listen 127.0.0.1:0 --data-dir "$data" "$@" > "$DIR/broker.out" 2> "$DIR/broker.err" &
+  "$BIN" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --data-dir "$data" "$@" > "$DIR/broker.out" 2> "$DIR/broker.err" &
   BROKER_PID=$!
   for _ in $(seq 1 600); do
     ADDR=$(sed -n 's/^runnel listening on //p' "$DIR/broker.out")

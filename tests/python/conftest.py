@@ -67,7 +67,7 @@ class RunnelBroker:
 
     # -- lifecycle ---------------------------------------------------------
     def command(self) -> list[str]:
-        cmd = [runnel_bin(), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        cmd = [runnel_bin(), "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
         for key, value in self.settings.items():
             cmd += ["--set", f"{key}={value}"]
         return cmd

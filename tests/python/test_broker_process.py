@@ -42,7 +42,7 @@ def test_signal_right_after_readiness_line_is_clean(runnel_binary, tmp_path):
     codes = []
     for i in range(30):
         proc = subprocess.Popen(
-            [runnel_binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / f"d{i}")],
+            [runnel_binary, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data-dir", str(tmp_path / f"d{i}")],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -128,6 +128,7 @@ impl Broker {
     fn open_topic(&self, meta: TopicMeta) -> Result<Arc<Topic>, LogError> {
         let log_config = self.config.log_config(&meta.configs);
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
+        let counters = crate::metrics::TopicCounters::new(&meta.name);
         for index in 0..meta.partitions {
             let log = self.logs.get_or_create(&meta.name, index, log_config.clone())?;
             // Logs found at start-up open with the broker defaults; apply the topic's own settings.
@@ -137,7 +138,7 @@ impl Broker {
                 // before it becomes visible through the high watermark.
                 self.logs.flusher().request(&log);
             }
-            partitions.push(Partition::new(meta.name.clone(), meta.id, index, log));
+            partitions.push(Partition::new(meta.name.clone(), meta.id, index, log, counters.clone()));
         }
         Ok(Arc::new(Topic { meta, partitions }))
     }

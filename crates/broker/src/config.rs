@@ -46,6 +46,12 @@ const CLEANUP_POLICIES: &[&str] = &["delete", "compact", "compact,delete", "dele
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "listen", kind: Kind::Addr, default: "127.0.0.1:9092", doc: "address the Kafka listener binds" },
     ConfigDef {
+        name: "http.listen",
+        kind: Kind::Addr,
+        default: "127.0.0.1:9644",
+        doc: "address of the HTTP admin endpoint (/metrics, /health, /ready)",
+    },
+    ConfigDef {
         name: "advertised.listener",
         kind: Kind::Str,
         default: "",
@@ -320,6 +326,9 @@ impl BrokerConfig {
 
     pub fn listen(&self) -> SocketAddr {
         self.str("listen").parse().expect("validated address config")
+    }
+    pub fn http_listen(&self) -> SocketAddr {
+        self.str("http.listen").parse().expect("validated address config")
     }
     pub fn advertised_listener(&self) -> Option<String> {
         Some(self.str("advertised.listener").to_string()).filter(|s| !s.is_empty())

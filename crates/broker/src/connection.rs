@@ -38,6 +38,7 @@ pub async fn serve(
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     let (rd, mut wr) = stream.into_split();
+    let _open = OpenConnection::counted();
     let mut frames = FrameReader::new(rd, broker.config.socket_request_max_bytes(), broker.request_budget.clone());
     let inflight_max = broker.config.connection_max_inflight_requests();
     let idle_max = broker.config.connections_max_idle();
@@ -61,12 +62,14 @@ pub async fn serve(
                         Ok(pending) => inflight.push_back(pending),
                         Err(reason) => {
                             tracing::info!(%peer, %reason, "closing connection after a bad request");
+                            metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
                             reading = false;
                         }
                     },
                     Ok(None) => reading = false,
                     Err(e) => {
                         tracing::info!(%peer, error = %e, "closing connection after a bad frame");
+                        metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
                         reading = false;
                     }
                 }
@@ -87,6 +90,24 @@ pub async fn serve(
     }
     if let Err(e) = wr.shutdown().await {
         tracing::debug!(%peer, error = %e, "socket shutdown failed");
+    }
+}
+
+/// Counts a connection in the open-connections gauge for as long as it lives.
+struct OpenConnection(metrics::Gauge);
+
+impl OpenConnection {
+    fn counted() -> OpenConnection {
+        metrics::counter!(crate::metrics::CONNECTIONS_ACCEPTED).increment(1);
+        let gauge = metrics::gauge!(crate::metrics::CONNECTIONS);
+        gauge.increment(1);
+        OpenConnection(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.decrement(1);
     }
 }
 
@@ -116,10 +137,14 @@ async fn start_request(
     };
     let request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
+    let started = std::time::Instant::now();
     let pending = handler::dispatch(broker, endpoint, request).await.map_err(|e| e.to_string())?;
     Ok(Box::pin(async move {
         let body = pending.await;
         drop(budget);
+        let api = crate::metrics::api_name(api_key);
+        metrics::counter!(crate::metrics::REQUESTS, "api" => api).increment(1);
+        metrics::histogram!(crate::metrics::REQUEST_DURATION, "api" => api).record(started.elapsed().as_secs_f64());
         Some(encode_response(api_key, version, correlation_id, &body?))
     }))
 }

@@ -15,6 +15,8 @@ use runnel_log::{Log, LogConfig};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::metrics::TopicCounters;
+
 /// How often a request waiting for an fsync checks whether the log failed.
 const FAILURE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -24,6 +26,8 @@ pub struct Partition {
     pub topic_id: Uuid,
     pub index: i32,
     pub log: Arc<Log>,
+    /// The topic's data-path counters, shared by its partitions.
+    pub counters: TopicCounters,
     /// Whether the high watermark waits for fsync (see the module docs).
     durable_high_watermark: AtomicBool,
     high_watermark: watch::Sender<i64>,
@@ -33,7 +37,7 @@ pub struct Partition {
 impl Partition {
     /// Wraps an opened log. The flush listener keeps the `flushed` and high
     /// watermark channels current from the flusher thread.
-    pub fn new(topic: String, topic_id: Uuid, index: i32, log: Arc<Log>) -> Arc<Partition> {
+    pub fn new(topic: String, topic_id: Uuid, index: i32, log: Arc<Log>, counters: TopicCounters) -> Arc<Partition> {
         let config = log.config();
         let durable = is_durable(&config);
         let flushed_offset = log.flushed_offset();
@@ -46,6 +50,7 @@ impl Partition {
             high_watermark: watch::Sender::new(hw),
             flushed: watch::Sender::new(flushed_offset),
             log,
+            counters,
         });
         let weak = Arc::downgrade(&partition);
         partition.log.set_flush_listener(Box::new(move |offset| {

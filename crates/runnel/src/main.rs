@@ -4,12 +4,13 @@
 mod bench;
 mod client;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use runnel_broker::http::AdminState;
 use runnel_broker::{Broker, BrokerConfig, Server, Source};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -44,6 +45,9 @@ struct ServeArgs {
     /// Data directory (Kafka: log.dirs).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Address of the HTTP admin endpoint: /metrics (Prometheus), /health, /ready.
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<String>,
     /// Address put in Metadata responses, when clients reach the broker by another name.
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
@@ -97,6 +101,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(dir) = &args.data_dir {
         config.set("log.dirs", &dir.to_string_lossy(), Source::Override)?;
     }
+    if let Some(http) = &args.http {
+        config.set("http.listen", http, Source::Override)?;
+    }
     if let Some(adv) = &args.advertise {
         config.set("advertised.listener", adv, Source::Override)?;
     }
@@ -106,7 +113,10 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -127,15 +137,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Handlers go in before anything else, so a signal that arrives during
         // recovery or right after the readiness line still shuts down cleanly.
         let shutdown = shutdown_signal()?;
+        // The admin endpoint comes up first, so /ready can say "not yet" during recovery.
+        let admin = AdminState::new(runnel_broker::metrics::install());
+        let http_addr = config.http_listen();
+        let http_listener = runnel_broker::http::bind(http_addr)
+            .await
+            .with_context(|| format!("cannot bind the HTTP admin endpoint {http_addr}"))?;
+        let http_addr = http_listener.local_addr()?;
+        tokio::spawn(runnel_broker::http::serve(http_listener, admin.clone()));
+        tracing::info!(%http_addr, "admin endpoint serving /metrics, /health, /ready");
         let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
-        let server = Server::bind(broker).await.context("cannot bind the listener")?;
+        let server = Server::bind(broker.clone()).await.context("cannot bind the listener")?;
         let addr = server.local_addr();
+        admin.set_ready(broker);
         tracing::info!(%addr, "ready");
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "runnel listening on {addr}")?;
         stdout.flush()?;
         drop(stdout);
-        server.run(shutdown).await?;
+        let not_ready = admin.clone();
+        server
+            .run(async move {
+                shutdown.await;
+                not_ready.set_not_ready();
+            })
+            .await?;
         Ok(())
     })
 }

@@ -9,57 +9,6 @@ use std::time::{Duration, Instant};
 use common::BrokerProcess;
 use rdkafka::producer::FutureRecord;
 
-mod wire {
-    //! A minimal blocking Kafka connection for Fetch requests.
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::Duration;
-
-    use bytes::{BufMut, Bytes, BytesMut};
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-    use kafka_protocol::messages::fetch_response::FetchResponse;
-    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-
-    const VERSION: i16 = 12;
-
-    pub fn fetch(addr: &str, topic: &str, offset: i64, max_wait_ms: i32) -> FetchResponse {
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let request = FetchRequest::default()
-            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-            .with_max_wait_ms(max_wait_ms)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(1 << 20)])]);
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::Fetch as i16)
-            .with_request_api_version(VERSION)
-            .with_correlation_id(1)
-            .with_client_id(Some(StrBytes::from_static_str("long-poll-test")));
-        let mut body = BytesMut::new();
-        header.encode(&mut body, ApiKey::Fetch.request_header_version(VERSION)).unwrap();
-        request.encode(&mut body, VERSION).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        stream.write_all(&frame).unwrap();
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).unwrap();
-        let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
-        stream.read_exact(&mut response).unwrap();
-        let mut response = Bytes::from(response);
-        ResponseHeader::decode(&mut response, ApiKey::Fetch.response_header_version(VERSION)).unwrap();
-        FetchResponse::decode(&mut response, VERSION).unwrap()
-    }
-}
-
 fn records_len(response: &kafka_protocol::messages::fetch_response::FetchResponse) -> usize {
     response.responses[0].partitions[0].records.as_ref().map_or(0, |r| r.len())
 }
@@ -79,7 +28,7 @@ async fn fetch_returns_when_data_arrives_and_waits_otherwise() {
 
     let addr = broker.addr.clone();
     let started = Instant::now();
-    let parked = tokio::task::spawn_blocking(move || wire::fetch(&addr, "poll", 1, 10_000));
+    let parked = tokio::task::spawn_blocking(move || common::wire::fetch(&addr, "poll", 1, 10_000));
     tokio::time::sleep(Duration::from_millis(300)).await;
     producer
         .send(FutureRecord::<(), _>::to("poll").payload("second"), Duration::from_secs(10))
@@ -93,7 +42,7 @@ async fn fetch_returns_when_data_arrives_and_waits_otherwise() {
 
     let addr = broker.addr.clone();
     let started = Instant::now();
-    let idle = tokio::task::spawn_blocking(move || wire::fetch(&addr, "poll", 2, 500)).await.unwrap();
+    let idle = tokio::task::spawn_blocking(move || common::wire::fetch(&addr, "poll", 2, 500)).await.unwrap();
     let waited = started.elapsed();
     assert_eq!(records_len(&idle), 0);
     assert_eq!(idle.responses[0].partitions[0].error_code, 0);

@@ -62,18 +62,46 @@ pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Fet
             .await
             .expect("fetch read does not panic");
         if bytes >= min_bytes || errors || Instant::now() >= deadline || watchers.is_empty() {
+            count_out(&topics, &responses);
             return FetchResponse::default().with_responses(responses);
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+        let waiting = metrics::gauge!(crate::metrics::FETCH_WAITING);
+        waiting.increment(1);
+        let timed_out = tokio::time::timeout_at(deadline, changed).await.is_err();
+        waiting.decrement(1);
+        if timed_out {
             // Nothing arrived in time: one last read returns whatever is there.
             let round = topics.clone();
             let (responses, _, _) = tokio::task::spawn_blocking(move || read_round(&round, max_bytes, version))
                 .await
                 .expect("fetch read does not panic");
+            count_out(&topics, &responses);
             return FetchResponse::default().with_responses(responses);
         }
     }
+}
+
+/// Adds what a response returns to its topics' bytes-out and records-out counters.
+fn count_out(topics: &[TopicTargets], responses: &[FetchableTopicResponse]) {
+    for (topic, response) in topics.iter().zip(responses) {
+        for (target, data) in topic.targets.iter().zip(&response.partitions) {
+            let (Ok(partition), Some(records)) = (&target.partition, &data.records) else { continue };
+            partition.counters.bytes_out.increment(records.len() as u64);
+            partition.counters.records_out.increment(records_in_batches(records));
+        }
+    }
+}
+
+/// Records in a run of whole batches, from their headers.
+fn records_in_batches(mut bytes: &[u8]) -> u64 {
+    let mut records = 0u64;
+    while let Ok(header) = runnel_log::BatchHeader::parse(bytes) {
+        records += u64::try_from(header.last_offset_delta).map_or(0, |d| d + 1);
+        let Some(rest) = bytes.get(header.total_bytes()..) else { break };
+        bytes = rest;
+    }
+    records
 }
 
 fn resolve(

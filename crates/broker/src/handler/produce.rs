@@ -145,6 +145,8 @@ fn append_one(
         (e.error(), Some(e.to_string()))
     })?;
     partition.on_appended();
+    partition.counters.bytes_in.increment(owned.len() as u64);
+    partition.counters.records_in.increment(info.records_count as u64);
     let wait_for_flush = partition.flush_required(now);
     if wait_for_flush {
         flusher.request(&partition.log);
@@ -167,8 +169,14 @@ async fn respond(appended: Appended, acks: i16, version: i16) -> PartitionProduc
     let base = PartitionProduceResponse::default().with_index(appended.index);
     match appended.result {
         Ok(ok) => {
-            if acks == ACKS_ALL && ok.wait_for_flush && !ok.partition.wait_flushed(ok.end_offset).await {
-                return base.with_error_code(ResponseError::KafkaStorageError.code());
+            if acks == ACKS_ALL && ok.wait_for_flush {
+                let waiting = metrics::gauge!(crate::metrics::PRODUCE_WAITING);
+                waiting.increment(1);
+                let flushed = ok.partition.wait_flushed(ok.end_offset).await;
+                waiting.decrement(1);
+                if !flushed {
+                    return base.with_error_code(ResponseError::KafkaStorageError.code());
+                }
             }
             let done = base.with_base_offset(ok.base_offset).with_log_append_time_ms(ok.log_append_time);
             // The log start offset is in the response from v5 (KIP-107).
@@ -179,6 +187,7 @@ async fn respond(appended: Appended, acks: i16, version: i16) -> PartitionProduc
             }
         }
         Err((error, message)) => {
+            metrics::counter!(crate::metrics::PRODUCE_ERRORS, "error" => format!("{error:?}")).increment(1);
             let failed = base.with_error_code(error.code()).with_base_offset(-1);
             // Error messages are in the response from v8 (KIP-467).
             if version >= 8 {

@@ -54,8 +54,13 @@ impl BrokerProcess {
 
     /// SIGTERM and wait for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
+        send_signal(self.pid(), libc::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// Waits (at most 60 s) for the broker to exit on its own; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        send_signal(child.id() as i32, libc::SIGTERM);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait().expect("wait for broker") {
@@ -64,7 +69,7 @@ impl BrokerProcess {
             if std::time::Instant::now() > deadline {
                 send_signal(child.id() as i32, libc::SIGKILL);
                 child.wait().expect("wait for killed broker");
-                panic!("broker did not exit within 60 s of SIGTERM");
+                panic!("broker did not exit within 60 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -76,6 +81,14 @@ impl BrokerProcess {
         let (child, addr) = spawn(&self.data_dir, &self.extra_args, &self.log_path);
         self.child = Some(child);
         self.addr = addr;
+    }
+
+    /// The HTTP admin endpoint's address, from the broker's start-up log line.
+    pub fn http_addr(&self) -> String {
+        let logs = self.logs();
+        let line = logs.lines().rev().find(|l| l.contains("admin endpoint serving")).expect("admin endpoint log line");
+        let start = line.find("http_addr=").expect("http_addr field") + "http_addr=".len();
+        line[start..].split_whitespace().next().expect("address").to_string()
     }
 
     pub fn logs(&self) -> String {
@@ -123,6 +136,8 @@ fn spawn(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, Str
     let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
         .arg("serve")
         .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--http")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir)
@@ -190,4 +205,55 @@ pub fn read_partition(
 /// The (low, high) watermarks of a partition.
 pub fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> (i64, i64) {
     consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).expect("watermarks")
+}
+
+pub mod wire {
+    //! A minimal blocking Kafka connection for Fetch requests.
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use bytes::{BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+    use kafka_protocol::messages::fetch_response::FetchResponse;
+    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    const VERSION: i16 = 12;
+
+    pub fn fetch(addr: &str, topic: &str, offset: i64, max_wait_ms: i32) -> FetchResponse {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let request = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Fetch as i16)
+            .with_request_api_version(VERSION)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("long-poll-test")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, ApiKey::Fetch.request_header_version(VERSION)).unwrap();
+        request.encode(&mut body, VERSION).unwrap();
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        stream.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).unwrap();
+        let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut response).unwrap();
+        let mut response = Bytes::from(response);
+        ResponseHeader::decode(&mut response, ApiKey::Fetch.response_header_version(VERSION)).unwrap();
+        FetchResponse::decode(&mut response, VERSION).unwrap()
+    }
 }

@@ -1,0 +1,167 @@
+//! Prometheus metrics: every metric name the broker exports, the counters
+//! the data path updates, and the gauges computed when `/metrics` is scraped.
+//!
+//! Counters on the hot path are registered once per topic and kept on each
+//! partition ([`TopicCounters`]), so producing or fetching touches an atomic
+//! and never looks a name up. Request counts and latencies are recorded per
+//! API through the `metrics` facade. Storage state (log sizes, offsets,
+//! flusher totals) and process state (memory, CPU) are read at scrape time,
+//! so they cost nothing between scrapes.
+
+use std::sync::OnceLock;
+
+use kafka_protocol::messages::ApiKey;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Counter, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::broker::Broker;
+
+pub const REQUESTS: &str = "runnel_requests_total";
+pub const REQUEST_DURATION: &str = "runnel_request_duration_seconds";
+pub const CONNECTIONS: &str = "runnel_connections";
+pub const CONNECTIONS_ACCEPTED: &str = "runnel_connections_accepted_total";
+pub const CONNECTIONS_CLOSED_BAD_INPUT: &str = "runnel_connections_closed_bad_input_total";
+pub const BYTES_IN: &str = "runnel_topic_bytes_in_total";
+pub const RECORDS_IN: &str = "runnel_topic_records_in_total";
+pub const BYTES_OUT: &str = "runnel_topic_bytes_out_total";
+pub const RECORDS_OUT: &str = "runnel_topic_records_out_total";
+pub const PRODUCE_ERRORS: &str = "runnel_produce_errors_total";
+pub const FETCH_WAITING: &str = "runnel_fetch_waiting";
+pub const PRODUCE_WAITING: &str = "runnel_produce_waiting_for_fsync";
+pub const LOG_SIZE: &str = "runnel_log_size_bytes";
+pub const LOG_END_OFFSET: &str = "runnel_log_end_offset";
+pub const LOG_START_OFFSET: &str = "runnel_log_start_offset";
+pub const HIGH_WATERMARK: &str = "runnel_high_watermark";
+pub const FLUSH_ROUNDS: &str = "runnel_flush_rounds_total";
+pub const FLUSH_REQUESTS: &str = "runnel_flush_requests_total";
+pub const FSYNCS: &str = "runnel_fsyncs_total";
+pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+
+/// Request latency buckets, in seconds: from a fraction of a millisecond
+/// (metadata, page-cache produce) to long polls of several seconds.
+const REQUEST_DURATION_BUCKETS: &[f64] =
+    &[0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Installs the process-wide Prometheus recorder (once) and returns the
+/// handle that renders the text format.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), REQUEST_DURATION_BUCKETS)
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed, which this process never does.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(REQUESTS, "Requests answered, by API");
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from a request being read to its response being ready, by API"
+    );
+    describe_gauge!(CONNECTIONS, "Open client connections");
+    describe_counter!(CONNECTIONS_ACCEPTED, "Client connections accepted");
+    describe_counter!(CONNECTIONS_CLOSED_BAD_INPUT, "Connections closed because of a bad frame or request");
+    describe_counter!(BYTES_IN, Unit::Bytes, "Record batch bytes appended, by topic");
+    describe_counter!(RECORDS_IN, "Records appended, by topic");
+    describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes returned by Fetch, by topic");
+    describe_counter!(RECORDS_OUT, "Records returned by Fetch, by topic");
+    describe_counter!(PRODUCE_ERRORS, "Partitions of produce requests refused, by Kafka error name");
+    describe_gauge!(FETCH_WAITING, "Fetch requests waiting for data (long poll)");
+    describe_gauge!(PRODUCE_WAITING, "Produce requests waiting for an fsync before acks=all is answered");
+    describe_gauge!(LOG_SIZE, Unit::Bytes, "Size of a partition's log");
+    describe_gauge!(LOG_END_OFFSET, "A partition's log end offset");
+    describe_gauge!(LOG_START_OFFSET, "A partition's log start offset");
+    describe_gauge!(HIGH_WATERMARK, "A partition's high watermark");
+    describe_counter!(FLUSH_ROUNDS, "Group-commit rounds run by the flusher");
+    describe_counter!(FLUSH_REQUESTS, "Flush requests made to the flusher");
+    describe_counter!(FSYNCS, "fdatasync calls made by the flusher");
+    describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
+    describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
+}
+
+/// Per-topic data-path counters, registered once and shared by the topic's partitions.
+#[derive(Clone)]
+pub struct TopicCounters {
+    pub bytes_in: Counter,
+    pub records_in: Counter,
+    pub bytes_out: Counter,
+    pub records_out: Counter,
+}
+
+impl TopicCounters {
+    pub fn new(topic: &str) -> TopicCounters {
+        let label = topic.to_string();
+        TopicCounters {
+            bytes_in: counter!(BYTES_IN, "topic" => label.clone()),
+            records_in: counter!(RECORDS_IN, "topic" => label.clone()),
+            bytes_out: counter!(BYTES_OUT, "topic" => label.clone()),
+            records_out: counter!(RECORDS_OUT, "topic" => label),
+        }
+    }
+}
+
+/// A stable label for an API key.
+pub fn api_name(api: ApiKey) -> &'static str {
+    match api {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        _ => "Other",
+    }
+}
+
+/// Sets the scrape-time gauges from the broker's current state, then renders.
+pub fn render(handle: &PrometheusHandle, broker: Option<&Broker>) -> String {
+    if let Some(broker) = broker {
+        for topic in broker.topics() {
+            for p in &topic.partitions {
+                let labels = [("topic", topic.meta.name.clone()), ("partition", p.index.to_string())];
+                gauge!(LOG_SIZE, &labels).set(p.log.size_bytes() as f64);
+                gauge!(LOG_END_OFFSET, &labels).set(p.log.log_end_offset() as f64);
+                gauge!(LOG_START_OFFSET, &labels).set(p.log.log_start_offset() as f64);
+                gauge!(HIGH_WATERMARK, &labels).set(p.high_watermark() as f64);
+            }
+        }
+        let stats = broker.logs.flusher().stats();
+        counter!(FLUSH_ROUNDS).absolute(stats.rounds);
+        counter!(FLUSH_REQUESTS).absolute(stats.requests);
+        counter!(FSYNCS).absolute(stats.fsyncs);
+    }
+    if let Some((rss, cpu)) = process_usage() {
+        gauge!(PROCESS_RSS).set(rss as f64);
+        counter!(PROCESS_CPU).absolute(cpu);
+    }
+    handle.render()
+}
+
+/// Resident bytes and whole CPU seconds of this process, from /proc.
+fn process_usage() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kib: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields overall.
+    let after_comm = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions; _SC_CLK_TCK is a valid name.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
+    Some((rss_kib * 1024, ticks / hz))
+}
