@@ -24,6 +24,10 @@ pub enum LogError {
     /// A fetch or lookup asked for an offset outside `[log_start_offset, log_end_offset]`.
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}] in {topic}-{partition}")]
     OffsetOutOfRange { topic: String, partition: i32, offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    /// The disk (or the user's quota) is full. The append was undone completely and the log stays writable: the
+    /// next append succeeds once space is freed.
+    #[error("no space left for {path}: the append was undone")]
+    StorageFull { path: PathBuf },
     /// An earlier write or fsync failed; the log refuses all further I/O until it is reopened.
     #[error("log {topic}-{partition} is offline after a storage failure")]
     Failed { topic: String, partition: i32 },
@@ -59,7 +63,22 @@ pub enum LogError {
 impl LogError {
     /// True for failures of the disk or the stored data, which Kafka reports as `KAFKA_STORAGE_ERROR`.
     pub fn is_storage_error(&self) -> bool {
-        matches!(self, LogError::Io { .. } | LogError::Failed { .. } | LogError::Corrupt { .. })
+        matches!(
+            self,
+            LogError::Io { .. } | LogError::Failed { .. } | LogError::Corrupt { .. } | LogError::StorageFull { .. }
+        )
+    }
+}
+
+/// Whether an I/O error means the disk or a quota is full, which frees up without operator action on the log.
+pub(crate) fn is_storage_full(err: &LogError) -> bool {
+    match err {
+        LogError::Io { source, .. } => {
+            matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+                || source.raw_os_error() == Some(libc::ENOSPC)
+                || source.raw_os_error() == Some(libc::EDQUOT)
+        }
+        _ => false,
     }
 }
 

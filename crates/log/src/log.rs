@@ -20,10 +20,10 @@ use crate::batch::{
 };
 use crate::checkpoint::sync_dir;
 use crate::config::LogConfig;
-use crate::error::{io_err, LogError};
+use crate::error::{io_err, is_storage_full, LogError};
 use crate::read;
 use crate::recovery::{recover, RecoveryStats};
-use crate::segment::{segment_file, AppendedBatch, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::segment::{segment_file, AppendFailure, AppendedBatch, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::time_index::TimeEntry;
 
 /// The offsets an append assigned.
@@ -362,8 +362,13 @@ impl Log {
         let mut st = self.state.lock();
         self.check_writable(&st)?;
         let result = self.append_locked(&mut st, records, validated, leader_epoch, now_ms);
-        if let Err(err) = &result {
-            self.fail(&mut st, err);
+        match &result {
+            // A full disk left nothing behind; the log stays writable and the next append may succeed.
+            Err(LogError::StorageFull { path }) => {
+                tracing::warn!(topic = %self.topic, partition = self.partition, path = %path.display(), "append refused: disk full");
+            }
+            Err(err) => self.fail(&mut st, err),
+            Ok(_) => {}
         }
         result
     }
@@ -384,7 +389,13 @@ impl Log {
         let log_append_time = (st.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let position = st.active().size;
         let batches = assign_offsets(records, validated, base_offset, leader_epoch, log_append_time, position);
-        st.active_mut().append(records, &batches, now_ms)?;
+        match st.active_mut().append(records, &batches, now_ms) {
+            Ok(()) => {}
+            Err(AppendFailure::Undone(err)) if is_storage_full(&err) => {
+                return Err(LogError::StorageFull { path: st.active().path().to_path_buf() })
+            }
+            Err(AppendFailure::Undone(err) | AppendFailure::Damaged(err)) => return Err(err),
+        }
         st.log_end_offset = last_offset + 1;
         if let Some(max) = &mut st.max_timestamp {
             for batch in &batches {
@@ -406,7 +417,17 @@ impl Log {
     /// join the flusher's list, with the directory (which gained a file).
     fn roll(&self, st: &mut LogState) -> Result<(), LogError> {
         let base = st.log_end_offset;
-        let segment = Segment::create(&self.dir, base, st.config.index_interval_bytes)?;
+        let segment = match Segment::create(&self.dir, base, st.config.index_interval_bytes) {
+            Ok(segment) => segment,
+            Err(err) => {
+                // Leave no half-created segment behind, so a later roll can create it again.
+                Segment::remove_files(&self.dir, base);
+                if is_storage_full(&err) {
+                    return Err(LogError::StorageFull { path: self.dir.clone() });
+                }
+                return Err(err);
+            }
+        };
         let files = st.active_mut().seal()?;
         st.pending_flush.extend(files);
         st.segments.push(segment);

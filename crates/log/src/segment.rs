@@ -28,6 +28,15 @@ pub(crate) fn segment_file(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
 /// Kafka's "no timestamp": never indexed.
 const NO_TIMESTAMP: i64 = -1;
 
+/// Why an append failed, and whether the segment is still as it was.
+#[derive(Debug)]
+pub(crate) enum AppendFailure {
+    /// Every file was cut back: nothing of the append remains, and the segment can take the next append.
+    Undone(LogError),
+    /// The files could not be cut back; the segment must not be written again until recovery.
+    Damaged(LogError),
+}
+
 /// Decides which batches get index entries, shared by appends and by the recovery scan so both build the same index.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexBuilder {
@@ -174,6 +183,23 @@ impl Segment {
         Segment::active(dir, base_offset, file, 0, Vec::new(), Vec::new(), IndexBuilder::new(interval))
     }
 
+    /// Removes a segment's three files, whichever exist (after a failed create).
+    pub(crate) fn remove_files(dir: &Path, base_offset: i64) {
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            let path = segment_file(dir, base_offset, ext);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a half-created segment file");
+                }
+            }
+        }
+    }
+
+    /// The segment's `.log` file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// An active segment from its parts; the index files must already hold exactly `offset_entries`/`time_entries`.
     pub(crate) fn active(
         dir: &Path,
@@ -251,28 +277,60 @@ impl Segment {
     }
 
     /// Writes `buf` (the batches described by `batches`, back to back) at the end of the segment and indexes them.
-    pub(crate) fn append(&mut self, buf: &[u8], batches: &[AppendedBatch], now_ms: i64) -> Result<(), LogError> {
+    ///
+    /// Every write is positional, and memory (size, index entries, the index builder) changes only after all of
+    /// them succeeded. If one fails, each file is cut back to the length memory says it has, so the segment is
+    /// exactly as before the call: [`AppendFailure::Undone`]. If even that fails, [`AppendFailure::Damaged`].
+    pub(crate) fn append(&mut self, buf: &[u8], batches: &[AppendedBatch], now_ms: i64) -> Result<(), AppendFailure> {
         let active = self.active.as_mut().expect("appends go to the active segment");
         assert_eq!(batches.first().map(|b| b.position), Some(self.size), "append must start at the segment end");
-        self.file.write_all_at(buf, self.size).map_err(io_err("append to", &self.path))?;
-        let mut offset_entries = Vec::new();
-        let mut time_entries = Vec::new();
         for pair in batches.windows(2) {
             assert_eq!(pair[0].last_offset + 1, pair[1].base_offset, "appended offsets are contiguous");
             assert_eq!(pair[0].position + pair[0].size, pair[1].position, "appended batches are back to back");
         }
+        let builder_before = active.builder.clone();
+        let mut offset_entries = Vec::new();
+        let mut time_entries = Vec::new();
         for batch in batches {
             let (offset_entry, time_entry) =
                 active.builder.on_batch(batch.base_offset, batch.position, batch.size, batch.max_timestamp);
             offset_entries.extend(offset_entry);
             time_entries.extend(time_entry);
         }
-        append_entries(&active.offset_index_file, &self.offset_index, self.base_offset, &offset_entries)?;
-        append_entries(&active.time_index_file, &self.time_index, self.base_offset, &time_entries)?;
+        let written = self
+            .file
+            .write_all_at(buf, self.size)
+            .map_err(io_err("append to", &self.path))
+            .and_then(|()| {
+                write_entries(&active.offset_index_file, &self.offset_index, self.base_offset, &offset_entries)
+            })
+            .and_then(|()| write_entries(&active.time_index_file, &self.time_index, self.base_offset, &time_entries));
+        if let Err(err) = written {
+            active.builder = builder_before;
+            return Err(self.undo_append(err));
+        }
+        self.offset_index.push(&offset_entries);
+        self.time_index.push(&time_entries);
+        let active = self.active.as_mut().expect("appends go to the active segment");
         active.indexes_dirty |= !offset_entries.is_empty() || !time_entries.is_empty();
         active.first_append_ms.get_or_insert(now_ms);
         self.size += buf.len() as u64;
         Ok(())
+    }
+
+    /// Cuts the log and index files back to the lengths memory has for them after a failed append.
+    fn undo_append(&self, err: LogError) -> AppendFailure {
+        let active = self.active.as_ref().expect("appends go to the active segment");
+        let offset_len = (self.offset_index.loaded_len() * OffsetEntry::BYTES) as u64;
+        let time_len = (self.time_index.loaded_len() * TimeEntry::BYTES) as u64;
+        let undone = self.file.set_len(self.size).is_ok()
+            && active.offset_index_file.set_len(offset_len).is_ok()
+            && active.time_index_file.set_len(time_len).is_ok();
+        if undone {
+            AppendFailure::Undone(err)
+        } else {
+            AppendFailure::Damaged(err)
+        }
     }
 
     /// Appends the final time index entry (the segment's largest timestamp) if it is newer than the last entry.
@@ -325,7 +383,9 @@ impl Segment {
 }
 
 /// Writes index entries at the end of an index file, then records them in memory.
-fn append_entries<E: IndexEntry>(
+/// Writes `entries` after the entries `index` holds in memory; the caller pushes them once every write of the
+/// append succeeded.
+fn write_entries<E: IndexEntry>(
     file: &File,
     index: &IndexFile<E>,
     base_offset: i64,
@@ -335,7 +395,17 @@ fn append_entries<E: IndexEntry>(
         return Ok(());
     }
     let position = (index.loaded_len() * E::BYTES) as u64;
-    file.write_all_at(&encode_entries(base_offset, entries), position).map_err(io_err("append to", index.path()))?;
+    file.write_all_at(&encode_entries(base_offset, entries), position).map_err(io_err("append to", index.path()))
+}
+
+/// Writes `entries` after those `index` holds and records them in memory.
+fn append_entries<E: IndexEntry>(
+    file: &File,
+    index: &IndexFile<E>,
+    base_offset: i64,
+    entries: &[E],
+) -> Result<(), LogError> {
+    write_entries(file, index, base_offset, entries)?;
     index.push(entries);
     Ok(())
 }

@@ -141,7 +141,10 @@ fn append_one(
     }
     let mut owned = records.to_vec();
     let info = partition.log.append(&mut owned, &validated, 0, now).map_err(|e| {
-        tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed");
+        // A full disk is logged by the storage engine and cleared by freeing space; anything else is an error.
+        if !matches!(e, runnel_log::LogError::StorageFull { .. }) {
+            tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed");
+        }
         (e.error(), Some(e.to_string()))
     })?;
     partition.on_appended();
