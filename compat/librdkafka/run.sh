@@ -147,10 +147,17 @@ start_broker() {
   local blog=$LOGS/broker-$BROKER_N.log i
   # The suite's "default" scenario (tests/scenarios/default.json): topics are
   # auto-created with 4 partitions. Its replication factor 3 needs a cluster.
+  local extra=()
+  # A free port for the HTTP admin endpoint too (its default 9644 may be taken
+  # by another broker), when the binary has one.
+  if "$TMP_ROOT/runnel" serve --help 2>/dev/null | grep -q -- '--http'; then
+    extra+=(--http 127.0.0.1:0)
+  fi
   mkdir -p "$data"
   : >"$out"
   RUST_LOG=${RUST_LOG:-info} "$TMP_ROOT/runnel" serve --listen 127.0.0.1:0 --data-dir "$data" \
-    --set num.partitions=4 --set auto.create.topics.enable=true >"$out" 2>"$blog" &
+    "${extra[@]}" --set num.partitions=4 --set auto.create.topics.enable=true \
+    >"$out" 2>"$blog" &
   BROKER_PID=$!
   BROKER_ADDR=""
   for i in $(seq 1 300); do
@@ -193,6 +200,8 @@ run_one() {
   set +e
   # The braces keep bash's "Segmentation fault" notices (a failing
   # test may abort the runner) out of our output; the test log has the story.
+  # stdbuf: line-buffered, so a runner that aborts on a failure keeps its
+  # last lines (the failure message) in the log.
   { (
     cd "$TESTS_DIR"
     export LD_LIBRARY_PATH=../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -201,7 +210,7 @@ run_one() {
     unset TESTS_SKIP TESTS_SKIP_BEFORE SUBTESTS
     quick=()
     [ "${RUNNEL_COMPAT_QUICK:-0}" = "1" ] && quick=(-Q)
-    exec timeout --foreground -k 10 "$TIMEOUT" ./test-runner -L -p1 "${quick[@]}"
+    exec timeout --foreground -k 10 "$TIMEOUT" stdbuf -oL -eL ./test-runner -L -p1 "${quick[@]}"
   ) >"$tlog" 2>&1 </dev/null; } 2>/dev/null
   rc=$?
   set -e
