@@ -251,7 +251,16 @@ pub fn validate(def: &ConfigDef, value: &str) -> Result<String, ConfigError> {
 pub enum Source {
     Default,
     File,
+    /// A `RUNNEL_` environment variable.
+    Env,
     Override,
+}
+
+/// The environment variable that overrides `key`: `RUNNEL_` and the key in
+/// upper case with dots as underscores (`log.segment.bytes` →
+/// `RUNNEL_LOG_SEGMENT_BYTES`).
+pub fn env_name(key: &str) -> String {
+    format!("RUNNEL_{}", key.replace(['.', '-'], "_").to_ascii_uppercase())
 }
 
 /// The broker's effective configuration: every key of [`BROKER_CONFIGS`] with a
@@ -290,6 +299,24 @@ impl BrokerConfig {
             self.set(&key, &value, Source::File)?;
         }
         Ok(())
+    }
+
+    /// Applies every `RUNNEL_` variable that names a setting, from `vars`
+    /// (the process environment in production); an invalid value is an
+    /// error naming the key. Returns the `RUNNEL_` variables that name no
+    /// setting, for the caller to warn about (they may belong to tools).
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Vec<String>, ConfigError> {
+        let mut unknown = Vec::new();
+        for (name, value) in vars {
+            if !name.starts_with("RUNNEL_") {
+                continue;
+            }
+            match BROKER_CONFIGS.iter().find(|d| env_name(d.name) == name) {
+                Some(def) => self.set(def.name, &value, Source::Env)?,
+                None => unknown.push(name),
+            }
+        }
+        Ok(unknown)
     }
 
     /// Checks rules that tie settings together; each error names the keys.
@@ -479,6 +506,18 @@ mod tests {
         assert!(err.contains("queued.max.request.bytes") && err.contains("socket.request.max.bytes"), "{err}");
         config.set("socket.request.max.bytes", "1048576", Source::Override).unwrap();
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn environment_overrides_by_name() {
+        let mut config = BrokerConfig::default();
+        let vars = [("RUNNEL_NUM_PARTITIONS", "6"), ("RUNNEL_BROKERS", "a client's"), ("PATH", "/bin")];
+        let unknown = config.apply_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        assert_eq!(config.get("num.partitions"), Some(("6", Source::Env)));
+        assert_eq!(unknown, vec!["RUNNEL_BROKERS".to_string()]);
+        let bad = [("RUNNEL_NUM_PARTITIONS".to_string(), "zero".to_string())];
+        assert!(config.apply_env(bad).unwrap_err().to_string().contains("num.partitions"));
+        assert_eq!(env_name("log.segment.bytes"), "RUNNEL_LOG_SEGMENT_BYTES");
     }
 
     #[test]

@@ -91,6 +91,10 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(path) = &args.config {
         config.apply_toml(path)?;
     }
+    // Precedence, lowest first: defaults, the TOML file, RUNNEL_ variables, --set and the named flags.
+    for name in config.apply_env(std::env::vars())? {
+        eprintln!("runnel: ignoring environment variable {name}: it names no broker setting");
+    }
     for item in &args.overrides {
         let (key, value) = item.split_once('=').with_context(|| format!("--set {item}: expected KEY=VALUE"))?;
         config.set(key.trim(), value, Source::Override)?;

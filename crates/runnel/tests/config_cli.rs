@@ -1,0 +1,62 @@
+//! `runnel serve` configuration from the command line: the TOML file,
+//! `RUNNEL_` environment variables, `--set` and their precedence, seen
+//! through `--print-config`; and validation errors that name the key.
+
+use std::process::Command;
+
+fn serve(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
+    command.arg("serve").args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("run runnel");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
+fn line<'a>(printed: &'a str, key: &str) -> &'a str {
+    printed
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} not printed:\n{printed}"))
+}
+
+/// Goal: each source is applied and the later one wins: file < environment
+/// < --set. Method: set num.partitions in all three, log.segment.bytes in
+/// file and environment, message.max.bytes in the file only; read
+/// --print-config.
+#[test]
+fn precedence_is_file_then_environment_then_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("runnel.toml");
+    std::fs::write(&file, "num.partitions = 2\nlog.segment.bytes = 1048576\nmessage.max.bytes = 2000\n").unwrap();
+    let file = file.to_string_lossy().to_string();
+    let env = [("RUNNEL_NUM_PARTITIONS", "3"), ("RUNNEL_LOG_SEGMENT_BYTES", "2097152")];
+    let (ok, out, err) = serve(&["--config", &file, "--set", "num.partitions=4", "--print-config"], &env);
+    assert!(ok, "{err}");
+    assert_eq!(line(&out, "num.partitions"), "num.partitions=4  # Override");
+    assert_eq!(line(&out, "log.segment.bytes"), "log.segment.bytes=2097152  # Env");
+    assert_eq!(line(&out, "message.max.bytes"), "message.max.bytes=2000  # File");
+    assert_eq!(line(&out, "socket.request.max.bytes"), "socket.request.max.bytes=104857600  # Default");
+}
+
+/// Goal: a bad value from any source is one clear line naming the key and
+/// the allowed range, and a non-zero exit.
+#[test]
+fn invalid_values_name_the_key() {
+    for (args, env) in [
+        (vec!["--set", "num.partitions=0", "--print-config"], vec![]),
+        (vec!["--print-config"], vec![("RUNNEL_NUM_PARTITIONS", "zero")]),
+    ] {
+        let (ok, _, err) = serve(&args, &env);
+        assert!(!ok);
+        assert!(err.contains("num.partitions"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    let (ok, _, err) = serve(&["--set", "no.such.setting=1", "--print-config"], &[]);
+    assert!(!ok && err.contains("no.such.setting"), "{err}");
+}
