@@ -75,6 +75,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "largest request frame accepted; a larger length prefix closes the connection",
     ),
     int(
+        "max.connections.per.ip",
+        1,
+        I32_MAX,
+        "2147483647",
+        "client connections from one IP address; a connection beyond it is closed at once",
+    ),
+    int(
         "max.connections",
         1,
         I32_MAX,
@@ -374,6 +381,9 @@ impl BrokerConfig {
     }
     pub fn socket_request_max_bytes(&self) -> usize {
         self.int("socket.request.max.bytes") as usize
+    }
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.int("max.connections.per.ip") as usize
     }
     pub fn max_connections(&self) -> usize {
         self.int("max.connections") as usize

@@ -61,14 +61,14 @@ pub async fn serve(
                     Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &endpoint, bytes, budget).await {
                         Ok(pending) => inflight.push_back(pending),
                         Err(reason) => {
-                            tracing::info!(%peer, %reason, "closing connection after a bad request");
+                            log_rejected(peer, &format!("bad request: {reason}"));
                             metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
                             reading = false;
                         }
                     },
                     Ok(None) => reading = false,
                     Err(e) => {
-                        tracing::info!(%peer, error = %e, "closing connection after a bad frame");
+                        log_rejected(peer, &format!("bad frame: {e}"));
                         metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
                         reading = false;
                     }
@@ -91,6 +91,29 @@ pub async fn serve(
     if let Err(e) = wr.shutdown().await {
         tracing::debug!(%peer, error = %e, "socket shutdown failed");
     }
+}
+
+/// Connection error lines logged per second at most; the rest are counted and
+/// reported in the next line, so a misbehaving client cannot flood the log.
+pub const REJECTED_LOG_LINES_PER_SECOND_MAX: u32 = 10;
+
+/// Logs one line for a connection closed or refused because of its client,
+/// with the peer address and the reason, rate-limited.
+pub fn log_rejected(peer: SocketAddr, reason: &str) {
+    static WINDOW: parking_lot::Mutex<(Option<std::time::Instant>, u32, u64)> = parking_lot::Mutex::new((None, 0, 0));
+    let mut window = WINDOW.lock();
+    let now = std::time::Instant::now();
+    if window.0.is_none_or(|start| now.duration_since(start) >= std::time::Duration::from_secs(1)) {
+        *window = (Some(now), 0, window.2);
+    }
+    if window.1 >= REJECTED_LOG_LINES_PER_SECOND_MAX {
+        window.2 += 1;
+        return;
+    }
+    window.1 += 1;
+    let suppressed = std::mem::take(&mut window.2);
+    drop(window);
+    tracing::info!(%peer, reason, suppressed_since_last = suppressed, "closing client connection");
 }
 
 /// Counts a connection in the open-connections gauge for as long as it lives.

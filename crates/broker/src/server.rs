@@ -1,11 +1,15 @@
-//! The listener: accepts connections up to `max.connections`, runs periodic
+//! The listener: accepts connections up to `max.connections` (and
+//! `max.connections.per.ip` from one address), runs periodic
 //! storage work, and shuts down cleanly.
 //!
 //! Shutdown order: stop accepting, tell every connection to stop reading,
 //! wait (bounded by `shutdown.timeout.ms`) for requests in progress to be
 //! answered, then flush, checkpoint and write the clean-shutdown marker.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +55,7 @@ impl Server {
         // Every connection holds a clone; when all are dropped, all connections are done.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let permits = Arc::new(Semaphore::new(broker.config.max_connections()));
+        let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let background = tokio::spawn(periodic(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {
@@ -70,11 +75,15 @@ impl Server {
                     }
                 },
             };
+            let Some(per_ip) = PerIpSlot::take(&per_ip, peer.ip(), broker.config.max_connections_per_ip()) else {
+                connection::log_rejected(peer, "max.connections.per.ip reached");
+                drop(stream);
+                continue;
+            };
             let (broker, endpoint, stop, done) = (broker.clone(), endpoint.clone(), stop_rx.clone(), done_tx.clone());
             tokio::spawn(async move {
                 connection::serve(broker, endpoint, stream, peer, stop).await;
-                drop(permit);
-                drop(done);
+                drop((permit, per_ip, done));
             });
         }
         tracing::info!("shutting down: no new connections, finishing requests in progress");
@@ -110,6 +119,36 @@ async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                         broker.logs.flusher().request(&log);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// One of an IP address's `max.connections.per.ip` slots, given back on drop.
+struct PerIpSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PerIpSlot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<PerIpSlot> {
+        let mut map = counts.lock();
+        let count = map.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(PerIpSlot { counts: counts.clone(), ip })
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock();
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
             }
         }
     }
