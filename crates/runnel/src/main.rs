@@ -35,6 +35,11 @@ enum Command {
     ///
     /// Example: `runnel bench produce --topic load --duration 20`
     Bench(bench::BenchArgs),
+    // The client commands take their help, examples included, from the
+    // doc comments of their argument structs.
+    Topic(client::topic::TopicArgs),
+    Produce(client::produce::ProduceArgs),
+    Consume(client::consume::ConsumeArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +81,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => bench::run(args),
+        Command::Topic(args) => client::topic::run(args),
+        Command::Produce(args) => client::produce::run(args),
+        Command::Consume(args) => client::consume::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

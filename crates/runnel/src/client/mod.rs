@@ -7,6 +7,11 @@
 //! and `runnel bench` all talk to the broker through librdkafka, so a flag
 //! means the same thing everywhere and `-X` reaches every client property.
 
+pub mod consume;
+pub mod produce;
+pub mod template;
+pub mod topic;
+
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -99,6 +104,14 @@ pub fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<
     let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
     ids.sort_unstable();
     Ok(Some(ids))
+}
+
+/// Like `topic_partitions`, but an unknown topic is an error that says what to do.
+pub fn existing_topic_partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+    match topic_partitions(consumer, topic)? {
+        Some(ids) => Ok(ids),
+        None => bail!("topic {topic} does not exist (create it with `runnel topic create {topic}`)"),
+    }
 }
 
 /// Acknowledgements a producer asks for (librdkafka: acks).
