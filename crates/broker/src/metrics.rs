@@ -43,6 +43,9 @@ pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 const REQUEST_DURATION_BUCKETS: &[f64] =
     &[0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Logs flushed per group-commit round.
+const FLUSH_ROUND_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
 /// Installs the process-wide Prometheus recorder (once) and returns the
 /// handle that renders the text format.
 pub fn install() -> PrometheusHandle {
@@ -51,6 +54,10 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), REQUEST_DURATION_BUCKETS)
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Full(runnel_log::FLUSH_DURATION.to_string()), REQUEST_DURATION_BUCKETS)
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Full(runnel_log::FLUSH_ROUND_LOGS.to_string()), FLUSH_ROUND_BUCKETS)
                 .expect("bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -88,6 +95,8 @@ fn describe() {
     describe_counter!(FLUSH_ROUNDS, "Group-commit rounds run by the flusher");
     describe_counter!(FLUSH_REQUESTS, "Flush requests made to the flusher");
     describe_counter!(FSYNCS, "fdatasync calls made by the flusher");
+    describe_histogram!(runnel_log::FLUSH_DURATION, Unit::Seconds, "Time to fsync one log's unflushed data");
+    describe_histogram!(runnel_log::FLUSH_ROUND_LOGS, "Logs flushed together in one group-commit round");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }

@@ -107,6 +107,11 @@ impl Drop for Flusher {
     }
 }
 
+/// Histogram of the time one log's flush took (its fdatasync calls), in seconds.
+pub const FLUSH_DURATION: &str = "runnel_log_flush_duration_seconds";
+/// Histogram of how many logs one group-commit round flushed.
+pub const FLUSH_ROUND_LOGS: &str = "runnel_flush_round_logs";
+
 fn run(shared: &Shared) {
     loop {
         let round = {
@@ -119,10 +124,15 @@ fn run(shared: &Shared) {
             }
             std::mem::take(&mut pending.logs)
         };
+        metrics::histogram!(FLUSH_ROUND_LOGS).record(round.len() as f64);
         for log in round.values() {
+            let started = std::time::Instant::now();
             match log.flush_counted() {
                 Ok((_, fsyncs)) => {
                     shared.fsyncs.fetch_add(fsyncs, Ordering::Relaxed);
+                    if fsyncs > 0 {
+                        metrics::histogram!(FLUSH_DURATION).record(started.elapsed().as_secs_f64());
+                    }
                 }
                 // A failing log has already logged its failure and gone offline.
                 Err(err) => tracing::debug!(log = ?log, error = %err, "flush skipped"),

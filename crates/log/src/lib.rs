@@ -34,7 +34,7 @@ pub mod testing;
 pub use batch::{validate_batches, BatchError, BatchHeader, BatchInfo, Compression, TimestampType, ValidatedBatches};
 pub use config::LogConfig;
 pub use error::LogError;
-pub use flusher::{FlushStats, Flusher};
+pub use flusher::{FlushStats, Flusher, FLUSH_DURATION, FLUSH_ROUND_LOGS};
 pub use log::{parse_partition_dir_name, AppendInfo, Log, OpenMode, OpenOptions, ReadResult};
 pub use manager::{validate_topic_name, LogManager, StartupReport};
 pub use records::{RecordHeader, RecordView, Records};

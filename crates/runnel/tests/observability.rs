@@ -70,6 +70,8 @@ async fn metrics_count_what_clients_did() {
     assert!(body.contains("runnel_request_duration_seconds_bucket{api=\"Produce\""), "latency histogram per API");
     assert!(sample(&body, "runnel_connections").unwrap() >= 1.0, "clients are connected");
     assert!(sample(&body, "runnel_fsyncs_total").unwrap() >= 1.0, "acks=all produce was fsynced");
+    assert!(sample(&body, "runnel_log_flush_duration_seconds_count").unwrap() >= 1.0, "fsync latency is recorded");
+    assert!(sample(&body, "runnel_flush_round_logs_count").unwrap() >= 1.0, "group-commit round sizes are recorded");
     assert!(sample(&body, "process_resident_memory_bytes").unwrap() > 0.0);
 }
 
