@@ -49,7 +49,10 @@ ALLOW_LIST=$HERE/allow-list.txt
 RESULTS=${RUNNEL_COMPAT_RESULTS:-$HERE/results.tsv}
 TIMEOUT=${RUNNEL_COMPAT_TIMEOUT:-120}
 KAFKA_VERSION=${RUNNEL_COMPAT_KAFKA_VERSION:-3.9.0}
-CRATE=rdkafka-sys-4.10.0+2.12.1
+# The rdkafka-sys version the workspace locks (it ships librdkafka's source).
+RDKAFKA_SYS_VERSION=$(awk '/^name = "rdkafka-sys"$/ { getline; gsub(/version = |"/, ""); print; exit }' \
+  "$REPO_ROOT/Cargo.lock" 2>/dev/null || true)
+CRATE=rdkafka-sys-${RDKAFKA_SYS_VERSION:-4.10.0+2.12.1}
 CONFIGURE_FLAGS=(--disable-ssl --disable-gssapi --disable-curl --disable-lz4-ext --disable-zstd)
 
 MODE=all
