@@ -98,3 +98,40 @@ async fn ready_turns_off_when_shutdown_begins() {
     assert_eq!(answered.responses[0].partitions[0].error_code, 0);
     assert_eq!(broker.wait_exit(), Some(0), "a clean exit after finishing the parked fetch");
 }
+
+/// Goal: the Grafana dashboard in deploy/ only queries metrics the broker
+/// exports. Method: after some traffic (and one bad connection), every
+/// `runnel_*` and `process_*` name in the dashboard's queries appears in a
+/// scrape, except produce errors, which exist only once a produce fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_queries_exported_metrics() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("runnel_") || word.starts_with("process_") {
+                    names.insert(word.to_string());
+                }
+            }
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let producer = broker.producer(&[]);
+    producer.send(FutureRecord::<(), _>::to("dash").payload("x"), Duration::from_secs(10)).await.expect("delivery");
+    let consumer = broker.consumer(&[]);
+    assert_eq!(read_partition(&consumer, "dash", 0, 0, 1, Duration::from_secs(20)).len(), 1);
+    let mut bad = TcpStream::connect(&broker.addr).unwrap();
+    bad.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    let mut sink = Vec::new();
+    bad.read_to_end(&mut sink).ok();
+    let (_, body) = get(&broker.http_addr(), "/metrics");
+    for name in names.iter().filter(|n| n.as_str() != "runnel_produce_errors_total") {
+        assert!(body.contains(name.as_str()), "dashboard queries {name}, which /metrics does not export:\n{body}");
+    }
+}
