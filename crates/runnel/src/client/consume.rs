@@ -149,10 +149,11 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     match result {
         // A closed pipe (`runnel consume ... | head`) is a normal way to stop.
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| match e.into_inner() {
-            Some(inner) => anyhow::anyhow!("{inner}"),
-            None => anyhow::anyhow!("cannot write output"),
-        }),
+        // Consumer errors arrive wrapped with their message; anything else
+        // is a failed write.
+        Err(e) if e.kind() == ErrorKind::Other && e.get_ref().is_some() => Err(anyhow::anyhow!("{e}")),
+        Err(e) => Err(anyhow::anyhow!("cannot write output: {e}")),
+        Ok(()) => Ok(()),
     }
 }
 

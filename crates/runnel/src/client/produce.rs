@@ -190,7 +190,8 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let first = counter.first_error.lock().expect("first error lock").clone().unwrap_or_default();
         bail!("{acknowledged} of {sent} records acknowledged, {failed} failed; first error: {first}");
     }
-    eprintln!("acknowledged {acknowledged} records on topic {}", args.topic);
+    let noun = if acknowledged == 1 { "record" } else { "records" };
+    eprintln!("acknowledged {acknowledged} {noun} on topic {}", args.topic);
     Ok(())
 }
 
