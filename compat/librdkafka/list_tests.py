@@ -3,12 +3,13 @@
 
 Reads the test table (`struct test tests[]`) in the copied librdkafka
 tests/test.c and prints one line per test: `<name>\t<kind>`, where kind is
-  broker   talks to a broker in the default scenario: Runnel runs these
+  broker   talks to a broker in the chosen scenario: Runnel runs these
   local    needs no broker (TEST_F_LOCAL), not run here
   known    marked TEST_F_KNOWN_ISSUE upstream, not run
   manual   marked TEST_F_MANUAL, not run
-  scenario needs a non-default broker scenario (e.g. auto-create off), not run
-Usage: list_tests.py path/to/tests/test.c [--broker]
+  scenario needs another broker scenario (e.g. noautocreate: auto-create off)
+Usage: list_tests.py path/to/tests/test.c [--broker] [--scenario NAME]
+(the scenario is "default" unless given, as in librdkafka's runner)
 """
 import re
 import sys
@@ -43,6 +44,9 @@ def entries(src):
 def main():
     path = sys.argv[1]
     only_broker = "--broker" in sys.argv[2:]
+    scenario = "default"
+    if "--scenario" in sys.argv[2:]:
+        scenario = sys.argv[sys.argv.index("--scenario") + 1]
     src = open(path, encoding="utf-8", errors="replace").read()
     # Drop comments so flags mentioned in them do not count.
     src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
@@ -57,7 +61,7 @@ def main():
             kind = "manual"
         elif re.search(r"TEST_F_KNOWN_ISSUE\b", rest):
             kind = "known"
-        elif scen and "default" not in scen.group(1).split(","):
+        elif scenario not in (scen.group(1).split(",") if scen else ["default"]):
             kind = "scenario"
         else:
             kind = "broker"

@@ -28,6 +28,11 @@
 # Knobs (environment variables):
 #   RUNNEL_COMPAT_TIMEOUT=120    per-test time limit, seconds
 #   RUNNEL_COMPAT_KAFKA_VERSION  Kafka version the runner assumes (3.9.0)
+#   RUNNEL_COMPAT_SCENARIO=default  the suite's broker scenario: "default"
+#                                (topics auto-created) or "noautocreate" (the
+#                                broker gets auto.create.topics.enable=false and
+#                                only that scenario's tests run; --allow-list
+#                                still reads allow-list.txt)
 #   RUNNEL_COMPAT_QUICK=1        pass -Q (quick mode). Off by default: quick
 #                                mode skips most sub-tests (SUB_TEST), so
 #                                many tests would pass without testing much
@@ -49,6 +54,12 @@ ALLOW_LIST=$HERE/allow-list.txt
 RESULTS=${RUNNEL_COMPAT_RESULTS:-$HERE/results.tsv}
 TIMEOUT=${RUNNEL_COMPAT_TIMEOUT:-120}
 KAFKA_VERSION=${RUNNEL_COMPAT_KAFKA_VERSION:-3.9.0}
+SCENARIO=${RUNNEL_COMPAT_SCENARIO:-default}
+case "$SCENARIO" in
+  default) AUTO_CREATE=true ;;
+  noautocreate) AUTO_CREATE=false ;;
+  *) echo "run.sh: RUNNEL_COMPAT_SCENARIO must be default or noautocreate" >&2; exit 2 ;;
+esac
 # The rdkafka-sys version the workspace locks (it ships librdkafka's source).
 RDKAFKA_SYS_VERSION=$(awk '/^name = "rdkafka-sys"$/ { getline; gsub(/version = |"/, ""); print; exit }' \
   "$REPO_ROOT/Cargo.lock" 2>/dev/null || true)
@@ -163,7 +174,7 @@ start_broker() {
   mkdir -p "$data"
   : >"$out"
   RUST_LOG=${RUST_LOG:-info} "$TMP_ROOT/runnel" serve --listen 127.0.0.1:0 --data-dir "$data" \
-    "${extra[@]}" --set num.partitions=4 --set auto.create.topics.enable=true \
+    "${extra[@]}" --set num.partitions=4 --set auto.create.topics.enable=$AUTO_CREATE \
     >"$out" 2>"$blog" &
   BROKER_PID=$!
   BROKER_ADDR=""
@@ -194,7 +205,7 @@ EOF
 # ---------------------------------------------------------------------------
 # Broker-facing test numbers (with their test names) from the runner's table.
 list_broker_tests() {
-  python3 "$HERE/list_tests.py" "$TESTS_DIR/test.c" --broker
+  python3 "$HERE/list_tests.py" "$TESTS_DIR/test.c" --broker --scenario "$SCENARIO"
 }
 
 allow_listed() {
@@ -213,7 +224,7 @@ run_one() {
     cd "$TESTS_DIR"
     export LD_LIBRARY_PATH=../src:../src-cpp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     export RDKAFKA_TEST_CONF=$TMP_ROOT/test.conf TEST_MODE=bare RDKAFKA_GITVER=runnel-compat
-    export TESTS=$num TEST_KAFKA_VERSION=$KAFKA_VERSION
+    export TESTS=$num TEST_KAFKA_VERSION=$KAFKA_VERSION TEST_SCENARIO=$SCENARIO
     unset TESTS_SKIP TESTS_SKIP_BEFORE SUBTESTS
     quick=()
     [ "${RUNNEL_COMPAT_QUICK:-0}" = "1" ] && quick=(-Q)
@@ -286,7 +297,7 @@ main() {
   # broker under test half-way.
   cp "$RUNNEL_BIN" "$TMP_ROOT/runnel"
   start_broker
-  log "running ${#todo[@]} test numbers, ${TIMEOUT}s limit each, Kafka version $KAFKA_VERSION"
+  log "running ${#todo[@]} test numbers, ${TIMEOUT}s limit each, Kafka version $KAFKA_VERSION, scenario $SCENARIO"
 
   for num in "${todo[@]}"; do
     run_one "$num" "${names[$num]}"
