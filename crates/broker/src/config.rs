@@ -97,6 +97,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     int("fetch.max.bytes", 1024, I32_MAX, "57671680", "largest record data returned by one Fetch response"),
     int(
+        "sasl.server.max.receive.size",
+        1024,
+        I32_MAX,
+        "524288",
+        "largest frame accepted before a connection has completed a request (and, with SASL, before it authenticates)",
+    ),
+    int(
         "queued.max.request.bytes",
         1024,
         I32_MAX,
@@ -390,6 +397,9 @@ impl BrokerConfig {
     }
     pub fn connection_max_inflight_requests(&self) -> usize {
         self.int("connection.max.inflight.requests") as usize
+    }
+    pub fn pre_request_frame_bytes_max(&self) -> usize {
+        (self.int("sasl.server.max.receive.size") as usize).min(self.socket_request_max_bytes())
     }
     pub fn queued_max_request_bytes(&self) -> usize {
         self.int("queued.max.request.bytes") as usize

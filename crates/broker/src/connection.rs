@@ -39,7 +39,11 @@ pub async fn serve(
     }
     let (rd, mut wr) = stream.into_split();
     let _open = OpenConnection::counted();
-    let mut frames = FrameReader::new(rd, broker.config.socket_request_max_bytes(), broker.request_budget.clone());
+    // Until the client has completed a request, frames are held to the small
+    // pre-authentication bound, so an anonymous connection cannot make the
+    // broker buffer a large frame.
+    let mut frames = FrameReader::new(rd, broker.config.pre_request_frame_bytes_max(), broker.request_budget.clone());
+    let mut greeted = false;
     let inflight_max = broker.config.connection_max_inflight_requests();
     let idle_max = broker.config.connections_max_idle();
     let idle = tokio::time::sleep(idle_max);
@@ -59,7 +63,13 @@ pub async fn serve(
             frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
                 match frame {
                     Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &endpoint, bytes, budget).await {
-                        Ok(pending) => inflight.push_back(pending),
+                        Ok(pending) => {
+                            inflight.push_back(pending);
+                            if !greeted {
+                                greeted = true;
+                                frames.set_frame_bytes_max(broker.config.socket_request_max_bytes());
+                            }
+                        }
                         Err(reason) => {
                             log_rejected(peer, &format!("bad request: {reason}"));
                             metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);

@@ -320,6 +320,7 @@ fn request_budget_applies_back_pressure_without_failures() {
                 let addr = broker.addr.clone();
                 scope.spawn(move || {
                     let mut wire = Wire::connect(&addr);
+                    wire.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
                     let (error, offset) = produce(&mut wire, "budget", 0, record_batch(2, &vec![i as u8; 900_000]));
                     assert_eq!(error, 0, "request {i}");
                     offset
@@ -368,6 +369,8 @@ fn request_budget_bounds_buffered_bytes() {
     partial.resize(4 + length - 1, 0);
     let mut holders: Vec<Wire> = (0..2).map(|_| Wire::connect(&broker.addr)).collect();
     for holder in &mut holders {
+        // A first request lifts the connection's frame bound from the pre-request size.
+        holder.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
         holder.send_raw(&partial);
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -441,4 +444,40 @@ fn connection_error_lines_are_rate_limited() {
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("closing client connection")).collect();
     assert!(!lines.is_empty() && lines.len() <= 60, "{} lines logged for 200 bad connections", lines.len());
     assert!(lines.iter().any(|l| !l.contains("suppressed_since_last=0")), "suppressed lines are reported");
+}
+
+/// Goal: before a connection has completed a request, frames above
+/// `sasl.server.max.receive.size` (512 KiB) close it; after one request the
+/// full `socket.request.max.bytes` applies. Method: a 600 KB produce as the
+/// first frame closes the connection without an answer; the same request
+/// after an ApiVersions exchange is stored.
+#[test]
+fn large_first_frame_is_refused_until_the_client_has_spoken() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    assert_eq!(create_topic(&mut Wire::connect(&broker.addr), "first"), 0);
+    let big = || record_batch(2, &[3u8; 600_000]);
+
+    let request =
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
+        )
+        .with_name(TopicName(StrBytes::from_static_str("first")))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(Bytes::from(big())))])]);
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, ApiKey::Produce.request_header_version(9)).unwrap();
+    request.encode(&mut body, 9).unwrap();
+    let mut anonymous = Wire::connect(&broker.addr);
+    anonymous.send_raw(&framed(&body));
+    assert!(anonymous.closed_by_broker(), "a large first frame closes the connection");
+
+    let mut greeted = Wire::connect(&broker.addr);
+    greeted.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(produce(&mut greeted, "first", 0, big()), (0, 0), "after a request the full frame size applies");
 }

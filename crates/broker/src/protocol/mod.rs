@@ -108,6 +108,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Changes the largest frame accepted from now on.
+    pub fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
+        self.frame_bytes_max = frame_bytes_max;
+    }
+
     fn announced_length(&self) -> Result<Option<usize>, FrameError> {
         if self.buf.len() < 4 {
             return Ok(None);
