@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 
 use anyhow::bail;
+use base64::Engine as _;
 use serde::Serialize;
 
 /// One record as the consume command sees it; headers keep their order and
@@ -159,44 +160,16 @@ pub fn write_json(out: &mut impl Write, record: &RecordView<'_>) -> io::Result<(
     out.write_all(b"\n")
 }
 
-const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 (RFC 4648 section 4) with padding.
 pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64_ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Decodes standard base64 with or without padding; rejects other characters.
 pub fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
-    let digits = text.trim_end_matches('=').as_bytes();
-    if digits.len() % 4 == 1 {
-        bail!("invalid base64: bad length");
-    }
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for chunk in digits.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            let Some(v) = BASE64_ALPHABET.iter().position(|&a| a == c) else {
-                bail!("invalid base64: unexpected character {:?}", c as char);
-            };
-            n |= (v as u32) << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Ok(out)
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|e| anyhow::anyhow!("invalid base64: {e}"))
 }
 
 #[cfg(test)]
