@@ -13,11 +13,18 @@
 #   3. cargo build --workspace --all-targets --locked
 #   4. cargo test --workspace --locked
 #   5. pytest tests/python against target/debug/runnel
+#   6. librdkafka conformance: compat/librdkafka/run.sh --allow-list (librdkafka's
+#      own integration tests that Runnel passes; skipped if the list is empty)
 # It stops at the first failing step, names it, and exits non-zero.
 #
 # Knobs (environment variables):
-#   RUNNEL_TEST_ONLY=python   skip step 4 (cargo test); still builds the binary
-#   RUNNEL_TEST_ONLY=rust     skip step 5 (pytest) and the venv setup
+#   RUNNEL_TEST_ONLY=python   skip steps 4 and 6 (cargo test, conformance); still
+#                             builds the binary
+#   RUNNEL_TEST_ONLY=rust     skip steps 5-6 (pytest, conformance) and the venv setup
+#   RUNNEL_TEST_ONLY=compat   only step 6 (after steps 1 and 3, building just
+#                             the runnel binary); no venv, cargo test or pytest
+#   RUNNEL_SKIP_COMPAT=1      skip step 6
+#   RUNNEL_COMPAT_BUDGET=900  time limit for step 6 as a whole, in seconds
 #   RUNNEL_SKIP_INSTALL=1     skip steps 1-2 (no apt, no pip); the venv must exist
 #   RUNNEL_TEST_TIMEOUT=120   per-test timeout for pytest, in seconds
 #   RUNNEL_BIN=/path/runnel   broker binary for pytest (default:
@@ -31,8 +38,8 @@ REPO_ROOT=$PWD
 
 ONLY=${RUNNEL_TEST_ONLY:-}
 case "$ONLY" in
-  "" | python | rust) ;;
-  *) echo "test.sh: RUNNEL_TEST_ONLY must be 'python', 'rust' or empty, not '$ONLY'" >&2; exit 2 ;;
+  "" | python | rust | compat) ;;
+  *) echo "test.sh: RUNNEL_TEST_ONLY must be 'python', 'rust', 'compat' or empty, not '$ONLY'" >&2; exit 2 ;;
 esac
 
 CURRENT_STEP="setup"
@@ -69,12 +76,17 @@ step() {
 #                             of crates/runnel) builds librdkafka from source with
 #                             ./configure && make; zstd-sys and libz-sys use cc
 #   pkg-config, zlib1g-dev    libz-sys links the system zlib when pkg-config finds it
+#   (the conformance step builds the same librdkafka source, with its test
+#   runner, using only these: cc, c++, make, zlib; ssl, sasl, zstd and curl
+#   are configured off, lz4 is librdkafka's bundled copy; python3 lists tests)
+#   rapidjson-dev             header-only; lets librdkafka's C++ tests that check
+#                             statistics JSON build and run in the conformance step
 # The rdkafka crate is used with its default features (libz only; no ssl, sasl,
 # external zstd or lz4), so libssl-dev, libsasl2-dev, libzstd-dev and
 # liblz4-dev are not needed. Add them here if those features get enabled.
 # ---------------------------------------------------------------------------
 install_debian_packages() {
-  local wanted=(kcat build-essential pkg-config zlib1g-dev)
+  local wanted=(kcat build-essential pkg-config zlib1g-dev rapidjson-dev)
   # The venv needs ensurepip; pyenv's Python has it, Debian's needs python3-venv.
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     wanted+=(python3-venv)
@@ -140,7 +152,7 @@ if [ "${RUNNEL_SKIP_INSTALL:-}" = "1" ]; then
 else
   step "debian packages"
   install_debian_packages
-  if [ "$ONLY" != "rust" ]; then
+  if [ "$ONLY" != "rust" ] && [ "$ONLY" != "compat" ]; then
     step "python venv"
     setup_venv
   fi
@@ -155,10 +167,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 step "cargo build"
-cargo build --workspace --all-targets --locked
+if [ "$ONLY" = "compat" ]; then
+  cargo build -p runnel --locked
+else
+  cargo build --workspace --all-targets --locked
+fi
 
-if [ "$ONLY" = "python" ]; then
-  echo "RUNNEL_TEST_ONLY=python: skipping cargo test"
+if [ "$ONLY" = "python" ] || [ "$ONLY" = "compat" ]; then
+  echo "RUNNEL_TEST_ONLY=$ONLY: skipping cargo test"
 else
   step "cargo test"
   cargo test --workspace --locked
@@ -167,18 +183,39 @@ fi
 # ---------------------------------------------------------------------------
 # 5. Python and kcat client tests
 # ---------------------------------------------------------------------------
-if [ "$ONLY" = "rust" ]; then
-  echo "RUNNEL_TEST_ONLY=rust: skipping the Python client tests"
+RUNNEL_BIN=${RUNNEL_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/runnel}
+export RUNNEL_BIN
+if [ "$ONLY" != "rust" ] && [ ! -x "$RUNNEL_BIN" ]; then
+  echo "test.sh: broker binary not found at $RUNNEL_BIN" >&2
+  exit 1
+fi
+
+if [ "$ONLY" = "rust" ] || [ "$ONLY" = "compat" ]; then
+  echo "RUNNEL_TEST_ONLY=$ONLY: skipping the Python client tests"
 else
   step "pytest"
-  RUNNEL_BIN=${RUNNEL_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/runnel}
-  export RUNNEL_BIN
-  if [ ! -x "$RUNNEL_BIN" ]; then
-    echo "test.sh: broker binary not found at $RUNNEL_BIN" >&2
-    exit 1
-  fi
   "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider \
     --timeout="${RUNNEL_TEST_TIMEOUT:-120}" "$@"
+fi
+
+# ---------------------------------------------------------------------------
+# 6. librdkafka conformance: librdkafka's own integration tests that Runnel
+#    passes (compat/librdkafka/allow-list.txt), against a fresh broker. The
+#    first run builds librdkafka and its test runner into the git-ignored
+#    compat/librdkafka/build (a few minutes); later runs reuse it.
+# ---------------------------------------------------------------------------
+ALLOW_LIST=compat/librdkafka/allow-list.txt
+if [ "$ONLY" = "rust" ] || [ "$ONLY" = "python" ]; then
+  echo "RUNNEL_TEST_ONLY=$ONLY: skipping the librdkafka conformance run"
+elif [ "${RUNNEL_SKIP_COMPAT:-}" = "1" ]; then
+  echo "RUNNEL_SKIP_COMPAT=1: skipping the librdkafka conformance run"
+elif ! grep -qE '^[[:space:]]*[0-9]{4}' "$ALLOW_LIST" 2>/dev/null; then
+  echo "$ALLOW_LIST is empty: skipping the librdkafka conformance run"
+else
+  step "librdkafka conformance"
+  # timeout signals the whole process group: run.sh, its broker and the test.
+  timeout -k 10 "${RUNNEL_COMPAT_BUDGET:-900}" \
+    bash compat/librdkafka/run.sh --allow-list
 fi
 
 end_step
