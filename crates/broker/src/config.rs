@@ -166,14 +166,14 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         -1,
         LONG_MAX,
         "604800000",
-        "retention by time (topic: retention.ms); enforced by the cleaner",
+        "retention by time (topic: retention.ms); -1 keeps data forever",
     ),
     int(
         "log.retention.bytes",
         -1,
         LONG_MAX,
         "-1",
-        "retention by size (topic: retention.bytes); enforced by the cleaner",
+        "retention by size per partition (topic: retention.bytes); -1 means no limit",
     ),
     ConfigDef {
         name: "log.cleanup.policy",
@@ -181,6 +181,20 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         default: "delete",
         doc: "delete or compact (topic: cleanup.policy)",
     },
+    int(
+        "log.retention.check.interval.ms",
+        1,
+        LONG_MAX,
+        "300000",
+        "how often the retention pass looks for segments to delete (retention.ms, retention.bytes, DeleteRecords)",
+    ),
+    int(
+        "log.segment.delete.delay.ms",
+        0,
+        LONG_MAX,
+        "60000",
+        "how long a segment removed by retention keeps its files, so reads in progress finish",
+    ),
     int("shutdown.timeout.ms", 0, I32_MAX, "30000", "how long a clean shutdown waits for requests in progress"),
 ];
 
@@ -410,6 +424,9 @@ impl BrokerConfig {
     pub fn fetch_max_bytes(&self) -> usize {
         self.int("fetch.max.bytes") as usize
     }
+    pub fn retention_check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.int("log.retention.check.interval.ms") as u64)
+    }
     pub fn checkpoint_interval_ms(&self) -> u64 {
         self.int("log.flush.offset.checkpoint.interval.ms") as u64
     }
@@ -429,6 +446,8 @@ impl BrokerConfig {
             let value = topic_configs.get(topic_key).map(String::as_str).or_else(|| self.topic_default(topic_key));
             value.and_then(|v| v.parse().ok()).expect("validated topic config")
         };
+        let cleanup_policy =
+            topic_configs.get("cleanup.policy").map(String::as_str).unwrap_or_else(|| self.str("log.cleanup.policy"));
         let timestamp_type = topic_configs
             .get("message.timestamp.type")
             .map(String::as_str)
@@ -446,6 +465,10 @@ impl BrokerConfig {
             } else {
                 TimestampType::CreateTime
             },
+            retention_ms: get("retention.ms"),
+            retention_bytes: get("retention.bytes"),
+            retention_enabled: cleanup_policy.split(',').any(|p| p.trim() == "delete"),
+            file_delete_delay_ms: self.int("log.segment.delete.delay.ms"),
         }
     }
 

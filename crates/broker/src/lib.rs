@@ -4,7 +4,8 @@
 //! Layers, top down: [`server`] accepts connections; [`connection`] frames,
 //! guards and orders requests; [`handler`] holds one module per Kafka API;
 //! [`broker`] and [`partition`] hold the state the handlers share; [`meta`] is
-//! the metadata state machine; [`config`] names every setting and bound.
+//! the metadata state machine; [`config`] names every setting and bound;
+//! [`retention`] removes old segments in the background.
 //! Kafka error codes appear only in handlers, through [`error`].
 
 pub mod broker;
@@ -17,6 +18,7 @@ pub mod meta;
 pub mod metrics;
 pub mod partition;
 pub mod protocol;
+pub mod retention;
 pub mod server;
 
 pub use broker::Broker;

@@ -35,6 +35,8 @@ pub const HIGH_WATERMARK: &str = "runnel_high_watermark";
 pub const FLUSH_ROUNDS: &str = "runnel_flush_rounds_total";
 pub const FLUSH_REQUESTS: &str = "runnel_flush_requests_total";
 pub const FSYNCS: &str = "runnel_fsyncs_total";
+pub const RETENTION_SEGMENTS: &str = "runnel_retention_segments_deleted_total";
+pub const RETENTION_BYTES: &str = "runnel_retention_bytes_deleted_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 
@@ -97,6 +99,11 @@ fn describe() {
     describe_counter!(FSYNCS, "fdatasync calls made by the flusher");
     describe_histogram!(runnel_log::FLUSH_DURATION, Unit::Seconds, "Time to fsync one log's unflushed data");
     describe_histogram!(runnel_log::FLUSH_ROUND_LOGS, "Logs flushed together in one group-commit round");
+    describe_counter!(
+        RETENTION_SEGMENTS,
+        "Segments removed by retention, by reason (retention.ms, retention.bytes, log start offset)"
+    );
+    describe_counter!(RETENTION_BYTES, Unit::Bytes, "Log bytes removed by retention");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }

@@ -22,6 +22,18 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `retention.ms` / `log.retention.ms`: closed segments whose newest record is older than this are deleted;
+    /// -1 keeps them forever.
+    pub retention_ms: i64,
+    /// `retention.bytes` / `log.retention.bytes`: the oldest segments are deleted while the log without them is
+    /// still at least this big; -1 means no size limit.
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`: time and size retention apply. Segments below the log start offset are
+    /// removed whatever the policy.
+    pub retention_enabled: bool,
+    /// `file.delete.delay.ms` / `log.segment.delete.delay.ms`: a segment removed from the log keeps its files this
+    /// long, so reads already holding it finish.
+    pub file_delete_delay_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -35,6 +47,10 @@ impl Default for LogConfig {
             flush_interval_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            retention_enabled: true,
+            file_delete_delay_ms: 60_000,
         }
     }
 }

@@ -148,6 +148,8 @@ struct LogState {
     max_timestamp: Option<Option<TimeEntry>>,
     /// The record offset resolved for a max timestamp entry.
     max_timestamp_record: Option<(TimeEntry, i64)>,
+    /// Segments retention took out of the log whose files are not deleted yet.
+    removed: Vec<retention::RemovedSegment>,
 }
 
 impl LogState {
@@ -243,6 +245,7 @@ impl Log {
         }
         let first_base = segments[0].base_offset;
         let log_start_offset = options.log_start_offset.unwrap_or(first_base).clamp(first_base, log_end_offset);
+        retention::drop_segments_below(&dir, &mut segments, log_start_offset)?;
         Ok(Log::assemble(dir, topic_partition, config, segments, log_start_offset, log_end_offset, stats))
     }
 
@@ -271,6 +274,7 @@ impl Log {
             deleted: false,
             max_timestamp: None,
             max_timestamp_record: None,
+            removed: Vec::new(),
         };
         Log {
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
@@ -858,6 +862,10 @@ fn assign_offsets(
     assert_eq!(next, base_offset + validated.records_count, "record counts add up");
     placed
 }
+
+#[path = "retention.rs"]
+mod retention;
+pub use retention::RetentionOutcome;
 
 #[cfg(test)]
 #[path = "log_tests.rs"]
