@@ -3,7 +3,7 @@
 use crate::batch::TimestampType;
 
 /// Per-partition storage settings. Field comments give the Kafka topic config (and broker default) they mirror.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes` / `log.segment.bytes`: roll when an append would grow the active segment past this.
     pub segment_bytes: u64,
@@ -34,6 +34,17 @@ pub struct LogConfig {
     /// `file.delete.delay.ms` / `log.segment.delete.delay.ms`: a segment removed from the log keeps its files this
     /// long, so reads already holding it finish.
     pub file_delete_delay_ms: i64,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the newest record per key.
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio`: the share of the cleanable log not yet cleaned above which the log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms`: how long a tombstone (a record with a key and a null value) stays after it was
+    /// written, so consumers reading the topic from the start see the deletion.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log with uncleaned records older than this is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -51,6 +62,11 @@ impl Default for LogConfig {
             retention_bytes: -1,
             retention_enabled: true,
             file_delete_delay_ms: 60_000,
+            compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }

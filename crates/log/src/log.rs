@@ -150,6 +150,8 @@ struct LogState {
     max_timestamp_record: Option<(TimeEntry, i64)>,
     /// Segments retention took out of the log whose files are not deleted yet.
     removed: Vec<retention::RemovedSegment>,
+    /// Where the part not yet compacted starts (compacted logs; 0 until the first cleaning).
+    first_dirty_offset: i64,
 }
 
 impl LogState {
@@ -176,6 +178,8 @@ pub struct Log {
     state: Mutex<LogState>,
     /// Serialises flushes (and checkpoint index syncs) so a flush never advances past another's unfinished fsync.
     flush_lock: Mutex<()>,
+    /// Held by the cleaner while it compacts; retention skips a log being cleaned.
+    clean_lock: Mutex<()>,
     listener: RwLock<Option<Arc<FlushListener>>>,
     recovery: RecoveryStats,
     /// Test seam: makes the next fsync fail as a disk would.
@@ -213,6 +217,7 @@ impl Log {
     /// Opens an existing partition directory with what the log directory's checkpoints know about it.
     pub fn open_with(dir: PathBuf, config: LogConfig, options: OpenOptions) -> Result<Log, LogError> {
         let topic_partition = parse_partition_dir(&dir)?;
+        cleaner::finish_interrupted_clean(&dir)?;
         let bases = list_segments(&dir)?;
         let interval = config.index_interval_bytes;
         let (mut segments, log_end_offset, stats) = if bases.is_empty() {
@@ -275,6 +280,7 @@ impl Log {
             max_timestamp: None,
             max_timestamp_record: None,
             removed: Vec::new(),
+            first_dirty_offset: 0,
         };
         Log {
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
@@ -283,6 +289,7 @@ impl Log {
             partition,
             state: Mutex::new(state),
             flush_lock: Mutex::new(()),
+            clean_lock: Mutex::new(()),
             listener: RwLock::new(None),
             recovery,
             #[cfg(test)]
@@ -866,6 +873,10 @@ fn assign_offsets(
 #[path = "retention.rs"]
 mod retention;
 pub use retention::RetentionOutcome;
+
+#[path = "cleaner.rs"]
+mod cleaner;
+pub use cleaner::{CleanStats, Cleanable};
 
 #[cfg(test)]
 #[path = "log_tests.rs"]

@@ -46,7 +46,7 @@ pub(crate) struct RemovedSegment {
 }
 
 /// The newest timestamp in a segment; the file's modification time when no record carries one, as Kafka does.
-fn newest_timestamp_ms(segment: &mut Segment) -> Result<i64, LogError> {
+pub(super) fn newest_timestamp_ms(segment: &mut Segment) -> Result<i64, LogError> {
     if let Some(entry) = segment.max_timestamp()? {
         return Ok(entry.timestamp);
     }
@@ -77,8 +77,12 @@ impl Log {
         Ok(st.log_start_offset)
     }
 
-    /// One retention pass (see the module documentation). A closed or failed log is left alone.
+    /// One retention pass (see the module documentation). A closed or failed log, or one being cleaned, is left alone.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        // The cleaner is rewriting segments; the next pass will do.
+        let Some(_not_cleaning) = self.clean_lock.try_lock() else {
+            return Ok(RetentionOutcome { log_start_offset: self.log_start_offset(), ..RetentionOutcome::default() });
+        };
         let mut st = self.state.lock();
         if st.closed || st.failed {
             return Ok(RetentionOutcome { log_start_offset: st.log_start_offset, ..RetentionOutcome::default() });
