@@ -188,6 +188,26 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "300000",
         "how often the retention pass looks for segments to delete (retention.ms, retention.bytes, DeleteRecords)",
     ),
+    ConfigDef {
+        name: "log.cleaner.enable",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "run the log cleaner, which compacts topics with cleanup.policy=compact",
+    },
+    int(
+        "log.cleaner.backoff.ms",
+        1,
+        LONG_MAX,
+        "15000",
+        "how long the cleaner sleeps when no log is dirty enough to clean",
+    ),
+    int(
+        "log.cleaner.dedupe.buffer.size",
+        1024 * 1024,
+        LONG_MAX,
+        "134217728",
+        "memory for the cleaner's key map (key bytes plus 64 per key); a larger dirty part is cleaned in several runs",
+    ),
     int(
         "log.segment.delete.delay.ms",
         0,
@@ -424,6 +444,15 @@ impl BrokerConfig {
     pub fn fetch_max_bytes(&self) -> usize {
         self.int("fetch.max.bytes") as usize
     }
+    pub fn cleaner_enabled(&self) -> bool {
+        self.str("log.cleaner.enable") == "true"
+    }
+    pub fn cleaner_backoff(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.int("log.cleaner.backoff.ms") as u64)
+    }
+    pub fn cleaner_key_map_bytes(&self) -> usize {
+        usize::try_from(self.int("log.cleaner.dedupe.buffer.size")).unwrap_or(usize::MAX)
+    }
     pub fn retention_check_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.int("log.retention.check.interval.ms") as u64)
     }
@@ -469,6 +498,8 @@ impl BrokerConfig {
             retention_bytes: get("retention.bytes"),
             retention_enabled: cleanup_policy.split(',').any(|p| p.trim() == "delete"),
             file_delete_delay_ms: self.int("log.segment.delete.delay.ms"),
+            compact: cleanup_policy.split(',').any(|p| p.trim() == "compact"),
+            ..LogConfig::default()
         }
     }
 

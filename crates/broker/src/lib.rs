@@ -5,10 +5,12 @@
 //! guards and orders requests; [`handler`] holds one module per Kafka API;
 //! [`broker`] and [`partition`] hold the state the handlers share; [`meta`] is
 //! the metadata state machine; [`config`] names every setting and bound;
-//! [`retention`] removes old segments in the background.
+//! [`retention`] removes old segments and [`cleaner`] compacts logs in the
+//! background.
 //! Kafka error codes appear only in handlers, through [`error`].
 
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -37,6 +37,10 @@ pub const FLUSH_REQUESTS: &str = "runnel_flush_requests_total";
 pub const FSYNCS: &str = "runnel_fsyncs_total";
 pub const RETENTION_SEGMENTS: &str = "runnel_retention_segments_deleted_total";
 pub const RETENTION_BYTES: &str = "runnel_retention_bytes_deleted_total";
+pub const CLEANER_RUNS: &str = "runnel_cleaner_runs_total";
+pub const CLEANER_BYTES_READ: &str = "runnel_cleaner_bytes_read_total";
+pub const CLEANER_BYTES_WRITTEN: &str = "runnel_cleaner_bytes_written_total";
+pub const CLEANER_RECORDS_REMOVED: &str = "runnel_cleaner_records_removed_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 
@@ -104,6 +108,10 @@ fn describe() {
         "Segments removed by retention, by reason (retention.ms, retention.bytes, log start offset)"
     );
     describe_counter!(RETENTION_BYTES, Unit::Bytes, "Log bytes removed by retention");
+    describe_counter!(CLEANER_RUNS, "Logs compacted by the log cleaner");
+    describe_counter!(CLEANER_BYTES_READ, Unit::Bytes, "Segment bytes read by the log cleaner");
+    describe_counter!(CLEANER_BYTES_WRITTEN, Unit::Bytes, "Cleaned segment bytes written by the log cleaner");
+    describe_counter!(CLEANER_RECORDS_REMOVED, "Superseded records and expired tombstones removed by the log cleaner");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::Broker;
+use crate::cleaner;
 use crate::connection;
 use crate::handler::{now_ms, Endpoint};
 use crate::retention;
@@ -58,6 +59,8 @@ impl Server {
         let permits = Arc::new(Semaphore::new(broker.config.max_connections()));
         let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let background = tokio::spawn(periodic(broker.clone(), stop_rx.clone()));
+        // Not awaited at shutdown: closing the logs stops a cleaning in progress (see `cleaner`).
+        tokio::spawn(cleaner::run(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
