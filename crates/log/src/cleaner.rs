@@ -89,6 +89,8 @@ pub struct CleanStats {
     /// The dirty range cleaned: the next cleaning starts at its end.
     pub first_dirty_offset: i64,
     pub map_end_offset: i64,
+    /// Wall time of the cleaning, in milliseconds.
+    pub elapsed_ms: u64,
 }
 
 /// Reads the batches of a closed segment in order, each whole.
@@ -197,6 +199,7 @@ impl Log {
 
     /// Cleans the log once (see the module documentation). `None` when there was nothing to clean.
     pub fn clean(&self, now_ms: i64, key_map_budget: usize) -> Result<Option<CleanStats>, LogError> {
+        let started = std::time::Instant::now();
         let _cleaning = self.clean_lock.lock();
         let (config, first_dirty, first_uncleanable, plan) = {
             let mut st = self.state.lock();
@@ -269,12 +272,15 @@ impl Log {
             }
         }
         self.state.lock().first_dirty_offset = map_end;
+        stats.elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             topic = %self.topic,
             partition = self.partition,
             first_dirty,
             map_end,
             keys = stats.keys,
+            key_map_bytes = stats.key_map_bytes,
+            elapsed_ms = stats.elapsed_ms,
             bytes_read = stats.bytes_read,
             bytes_written = stats.bytes_written,
             records_removed = stats.records_removed,

@@ -7,6 +7,7 @@
 //! record's opaque pointer-sized value. This is also the producer half of
 //! `runnel bench e2e`.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,9 +56,13 @@ pub struct ProduceArgs {
     /// Topic to write to.
     #[arg(long, default_value = "runnel-bench")]
     pub topic: String,
-    /// Bytes of value per record (no key).
+    /// Bytes of value per record.
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
+    /// Give records keys, cycling through this many distinct ones (`key-0000000000`, ...), so that each key is
+    /// updated again and again, as a compacted topic expects; 0 sends records without keys.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
     /// Stop after this many records have been sent.
     #[arg(long, conflicts_with = "duration")]
     pub count: Option<u64>,
@@ -207,12 +212,17 @@ impl Pacer {
 pub fn send_one(
     producer: &BenchProducer,
     topic: &str,
+    key: Option<&[u8]>,
     payload: &[u8],
     counters: &Counters,
     deadline: Option<Instant>,
 ) -> bool {
     loop {
-        let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, producer.context().stamp()).payload(payload);
+        let mut record =
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, producer.context().stamp()).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
         match producer.send(record) {
             Ok(()) => return true,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -249,15 +259,22 @@ struct Share {
     first_index: u64,
 }
 
-fn send_loop(producer: &BenchProducer, topic: &str, payloads: &Payloads, counters: &Counters, share: Share) {
+fn send_loop(producer: &BenchProducer, topic: &str, keys: u64, payloads: &Payloads, counters: &Counters, share: Share) {
     let pacer = Pacer::new(share.rate, share.start);
     let mut sent = 0u64;
+    let mut key = String::new();
     loop {
         if share.count.is_some_and(|n| sent >= n) || share.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         pacer.wait(sent);
-        if !send_one(producer, topic, payloads.get(share.first_index + sent), counters, share.deadline) {
+        let index = share.first_index + sent;
+        let key = (keys > 0).then(|| {
+            key.clear();
+            let _ = write!(key, "key-{:010}", index % keys);
+            key.as_bytes()
+        });
+        if !send_one(producer, topic, key, payloads.get(index), counters, share.deadline) {
             break;
         }
         sent += 1;
@@ -300,8 +317,8 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
                     // Producers start at different records of the pool.
                     first_index: i * 7919,
                 };
-                let (topic, payloads, counters) = (&args.topic, &payloads, &*counters);
-                scope.spawn(move || send_loop(producer, topic, payloads, counters, share))
+                let (topic, keys, payloads, counters) = (&args.topic, args.keys, &payloads, &*counters);
+                scope.spawn(move || send_loop(producer, topic, keys, payloads, counters, share))
             })
             .collect();
         while !handles.iter().all(|h| h.is_finished()) {
