@@ -491,6 +491,32 @@ impl Log {
         self.state.lock().log_start_offset
     }
 
+    /// Advances the log start offset to `offset` (DeleteRecords): reads below
+    /// it then fail with [`LogError::OffsetOutOfRange`] and the earliest offset
+    /// is `offset`. It never moves backwards; an offset past the log end
+    /// offset is refused. Segments wholly below it stay on disk until
+    /// retention removes them. The start offset reaches disk with the next
+    /// log-start-offset checkpoint ([`crate::LogManager::checkpoint`]).
+    /// Returns the log start offset now in force.
+    pub fn advance_log_start_offset(&self, offset: i64) -> Result<i64, LogError> {
+        let mut st = self.state.lock();
+        self.check_readable(&st)?;
+        if offset < 0 || offset > st.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset,
+                log_start_offset: st.log_start_offset,
+                log_end_offset: st.log_end_offset,
+            });
+        }
+        if offset > st.log_start_offset {
+            st.log_start_offset = offset;
+            tracing::info!(topic = %self.topic, partition = self.partition, offset, "log start offset advanced");
+        }
+        Ok(st.log_start_offset)
+    }
+
     pub fn log_end_offset(&self) -> i64 {
         self.state.lock().log_end_offset
     }
