@@ -35,6 +35,8 @@ pub const HIGH_WATERMARK: &str = "runnel_high_watermark";
 pub const FLUSH_ROUNDS: &str = "runnel_flush_rounds_total";
 pub const FLUSH_REQUESTS: &str = "runnel_flush_requests_total";
 pub const FSYNCS: &str = "runnel_fsyncs_total";
+pub const METADATA_SNAPSHOTS: &str = "runnel_metadata_snapshots_total";
+pub const CONFIG_CHANGES: &str = "runnel_config_changes_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 
@@ -97,6 +99,8 @@ fn describe() {
     describe_counter!(FSYNCS, "fdatasync calls made by the flusher");
     describe_histogram!(runnel_log::FLUSH_DURATION, Unit::Seconds, "Time to fsync one log's unflushed data");
     describe_histogram!(runnel_log::FLUSH_ROUND_LOGS, "Logs flushed together in one group-commit round");
+    describe_counter!(METADATA_SNAPSHOTS, "Metadata log snapshots written");
+    describe_counter!(CONFIG_CHANGES, "Topic and broker config changes applied, by resource type");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }
@@ -122,6 +126,16 @@ impl TopicCounters {
     }
 }
 
+/// Counts one metadata snapshot.
+pub fn metadata_snapshot_written() {
+    counter!(METADATA_SNAPSHOTS).increment(1);
+}
+
+/// Counts one applied config change of `resource` ("topic" or "broker").
+pub fn config_changed(resource: &'static str) {
+    counter!(CONFIG_CHANGES, "resource" => resource).increment(1);
+}
+
 /// A stable label for an API key.
 pub fn api_name(api: ApiKey) -> &'static str {
     match api {
@@ -133,6 +147,16 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::ApiVersions => "ApiVersions",
         ApiKey::CreateTopics => "CreateTopics",
         ApiKey::DeleteTopics => "DeleteTopics",
+        // Admin APIs.
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         _ => "Other",
     }
 }

@@ -99,19 +99,20 @@ fn partition_count(broker: &Broker, t: &CreatableTopic) -> Result<i32, TopicErro
     if t.replication_factor != -1 && t.replication_factor != 1 {
         return Err(TopicError::InvalidReplicationFactor(t.replication_factor));
     }
-    Ok(if t.num_partitions == -1 { broker.config.num_partitions() } else { t.num_partitions })
+    Ok(if t.num_partitions == -1 { broker.effective_config().num_partitions() } else { t.num_partitions })
 }
 
 fn describe_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+    let config = broker.effective_config();
     TOPIC_CONFIGS
         .iter()
-        .map(|(def, _)| {
-            let (value, source) = match overrides.get(def.name) {
+        .map(|t| {
+            let (value, source) = match overrides.get(t.def.name) {
                 Some(v) => (v.clone(), SOURCE_TOPIC_CONFIG),
-                None => (broker.config.topic_default(def.name).unwrap_or_default().to_string(), SOURCE_DEFAULT_CONFIG),
+                None => (config.topic_default(t.def.name).unwrap_or_default().to_string(), SOURCE_DEFAULT_CONFIG),
             };
             CreatableTopicConfigs::default()
-                .with_name(StrBytes::from_static_str(def.name))
+                .with_name(StrBytes::from_static_str(t.def.name))
                 .with_value(Some(StrBytes::from_string(value)))
                 .with_config_source(source)
         })
