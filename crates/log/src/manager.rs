@@ -484,6 +484,8 @@ mod tests {
         // Advancing to the end empties the readable range.
         assert_eq!(log.advance_log_start_offset(end).unwrap(), end);
         manager.shutdown().unwrap();
+        drop(log);
+        drop(manager);
         let manager = LogManager::open(root.path().to_path_buf(), config()).unwrap();
         assert_eq!(manager.get("alpha", 0).unwrap().log_start_offset(), end);
     }
