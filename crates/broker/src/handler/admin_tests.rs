@@ -388,3 +388,40 @@ async fn partitions_records_cluster_and_log_dirs() {
     assert_eq!(broker.topic("p").unwrap().partitions[0].log.log_start_offset(), 10, "and so does the start offset");
     broker.shutdown().unwrap();
 }
+
+/// Goal: a compacted topic refuses a batch holding a record without a key
+/// and names that record (KIP-467), as Kafka does; keyed batches pass.
+/// Method: produce to a topic switched to `cleanup.policy=compact` through
+/// IncrementalAlterConfigs APPEND, at every Produce version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_refuse_records_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    broker.create_topic("c", 1, BTreeMap::new()).unwrap();
+    assert_eq!(incremental(&broker, RESOURCE_TOPIC, "c", &[("cleanup.policy", 2, Some("compact"))], false, 1).await, 0);
+    let keyless = runnel_log::testing::BatchBuilder::new(1_700_000_000_000)
+        .record(Some(b"k"), Some(b"v"), 0)
+        .record(None, Some(b"w"), 0)
+        .build();
+    let keyed = runnel_log::testing::BatchBuilder::new(1_700_000_000_000).record(Some(b"k"), Some(b"v"), 0).build();
+    for v in versions(ApiKey::Produce) {
+        for (batch, ok) in [(&keyless, false), (&keyed, true)] {
+            let data = TopicProduceData::default().with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(batch.clone())))]);
+            let data = if v >= 13 { data.with_topic_id(broker.topic("c").unwrap().meta.id) } else { data.with_name(name("c")) };
+            let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(1000).with_topic_data(vec![data]);
+            let response = produce::append(broker.clone(), req, v).await.await.unwrap();
+            let p = &response.responses[0].partition_responses[0];
+            if ok {
+                assert_eq!(p.error_code, 0, "v{v}");
+            } else {
+                assert_eq!(p.error_code, 87, "v{v}: INVALID_RECORD");
+                let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+                assert_eq!(indexes, if v >= 8 { vec![1] } else { vec![] }, "v{v}");
+            }
+            encode(ApiKey::Produce, v, ResponseKind::Produce(response));
+        }
+    }
+    broker.shutdown().unwrap();
+}
