@@ -46,7 +46,7 @@ pub enum TopicError {
     AlreadyExists(String),
     #[error("invalid topic name '{name}': {reason}")]
     InvalidName { name: String, reason: &'static str },
-    #[error("number of partitions must be at least 1, got {0}")]
+    #[error("number of partitions must be between 1 and 100000, got {0}")]
     InvalidPartitions(i32),
     #[error("replication factor {0} is larger than the 1 available broker")]
     InvalidReplicationFactor(i16),
@@ -195,7 +195,7 @@ impl Broker {
     /// Validates a topic creation without performing it.
     pub fn check_new_topic(&self, name: &str, partitions: i32) -> Result<(), TopicError> {
         validate_topic_name(name)?;
-        if partitions < 1 {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         if self.meta.lock().image().topic(name).is_some() {
@@ -212,7 +212,7 @@ impl Broker {
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
         validate_topic_name(name)?;
-        if partitions < 1 {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         let mut meta = self.meta.lock();

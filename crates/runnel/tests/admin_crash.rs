@@ -41,7 +41,9 @@ impl Change {
             Change::Create(name, state) => {
                 model.insert(name.clone(), state.clone());
             }
-            Change::Alter(name, retention) => model.get_mut(name).expect("altered topic exists").retention_ms = retention.clone(),
+            Change::Alter(name, retention) => {
+                model.get_mut(name).expect("altered topic exists").retention_ms = retention.clone()
+            }
             Change::Grow(name, count) => model.get_mut(name).expect("grown topic exists").partitions = *count,
             Change::Delete(name) => {
                 model.remove(name);

@@ -409,7 +409,11 @@ async fn compacted_topics_refuse_records_without_keys() {
             let data = TopicProduceData::default().with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(Bytes::from(batch.clone())))]);
-            let data = if v >= 13 { data.with_topic_id(broker.topic("c").unwrap().meta.id) } else { data.with_name(name("c")) };
+            let data = if v >= 13 {
+                data.with_topic_id(broker.topic("c").unwrap().meta.id)
+            } else {
+                data.with_name(name("c"))
+            };
             let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(1000).with_topic_data(vec![data]);
             let response = produce::append(broker.clone(), req, v).await.await.unwrap();
             let p = &response.responses[0].partition_responses[0];
