@@ -69,6 +69,21 @@ def set_cluster_default(bootstrap: str, configs: dict) -> None:
         kadmin.close()
 
 
+def with_aiokafka(bootstrap: str, call):
+    """Runs `await call(client)` with a started AIOKafkaAdminClient and returns its result."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def run():
+        client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await client.start()
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
 def error_code(fn) -> int:
     try:
         fn()
@@ -266,23 +281,16 @@ def test_aiokafka_describe_and_alter_configs(broker, unique_topic):
     Method: alter_configs sets retention.ms; describe_configs returns the new value in the raw
     response; confluent-kafka confirms the source.
     """
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource as AConfigResource, ConfigResourceType
 
     create(admin_for(broker), unique_topic)
 
-    async def run():
-        client = AIOKafkaAdminClient(bootstrap_servers=broker)
-        await client.start()
-        try:
-            await client.alter_configs([AConfigResource(ConfigResourceType.TOPIC, unique_topic, {"retention.ms": "12345"})])
-            responses = await client.describe_configs([AConfigResource(ConfigResourceType.TOPIC, unique_topic)])
-            entries = {e[0]: e[1] for r in responses for res in r.resources for e in res[4]}
-            return entries
-        finally:
-            await client.close()
+    async def alter_then_describe(client):
+        await client.alter_configs([AConfigResource(ConfigResourceType.TOPIC, unique_topic, {"retention.ms": "12345"})])
+        responses = await client.describe_configs([AConfigResource(ConfigResourceType.TOPIC, unique_topic)])
+        return {e[0]: e[1] for r in responses for res in r.resources for e in res[4]}
 
-    entries = asyncio.run(run())
+    entries = with_aiokafka(broker, alter_then_describe)
     assert entries["retention.ms"] == "12345"
     assert describe_topic(admin_for(broker), unique_topic)["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
 
@@ -297,7 +305,7 @@ def test_create_partitions_then_produce_and_consume(broker, unique_topic):
     Metadata shows 4 partitions; a record produced to partition 3 is consumed back; shrinking
     fails with INVALID_PARTITIONS and validate_only creates nothing.
     """
-    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions as ANewPartitions
+    from aiokafka.admin import NewPartitions as ANewPartitions
     from kafka import KafkaAdminClient
     from kafka.admin import NewPartitions as KNewPartitions
 
@@ -310,15 +318,7 @@ def test_create_partitions_then_produce_and_consume(broker, unique_topic):
     finally:
         kadmin.close()
 
-    async def grow():
-        client = AIOKafkaAdminClient(bootstrap_servers=broker)
-        await client.start()
-        try:
-            await client.create_partitions({unique_topic: ANewPartitions(total_count=4)})
-        finally:
-            await client.close()
-
-    asyncio.run(grow())
+    with_aiokafka(broker, lambda c: c.create_partitions({unique_topic: ANewPartitions(total_count=4)}))
     assert len(admin.list_topics(unique_topic, timeout=TIMEOUT).topics[unique_topic].partitions) == 4
     value = uuid.uuid4().bytes
     assert produce(broker, unique_topic, 3, [value]) == [None]
@@ -338,7 +338,6 @@ def test_delete_records_moves_the_start(broker, unique_topic):
     before 7; the earliest offset becomes 7 and a consumer from OFFSET_BEGINNING reads offset 7
     first; deleting past the high watermark fails with OFFSET_OUT_OF_RANGE.
     """
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.records_to_delete import RecordsToDelete
     from aiokafka.structs import TopicPartition as ATopicPartition
     from kafka import KafkaAdminClient
@@ -359,15 +358,7 @@ def test_delete_records_moves_the_start(broker, unique_topic):
     finally:
         kadmin.close()
 
-    async def delete():
-        client = AIOKafkaAdminClient(bootstrap_servers=broker)
-        await client.start()
-        try:
-            return await client.delete_records({ATopicPartition(unique_topic, 0): RecordsToDelete(before_offset=7)})
-        finally:
-            await client.close()
-
-    asyncio.run(delete())
+    with_aiokafka(broker, lambda c: c.delete_records({ATopicPartition(unique_topic, 0): RecordsToDelete(before_offset=7)}))
     consumer = Consumer({"bootstrap.servers": broker, "group.id": "unused", "enable.auto.commit": False})
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(unique_topic, 0), timeout=TIMEOUT)
@@ -410,7 +401,6 @@ def test_describe_cluster_with_three_clients(broker):
     Method: confluent-kafka, kafka-python and aiokafka each describe the cluster; all agree on
     one node with id 1, the bootstrap port, and the same cluster id as Metadata.
     """
-    from aiokafka.admin import AIOKafkaAdminClient
     from kafka import KafkaAdminClient
 
     port = int(broker.rsplit(":", 1)[1])
@@ -428,15 +418,7 @@ def test_describe_cluster_with_three_clients(broker):
     finally:
         kadmin.close()
 
-    async def run():
-        client = AIOKafkaAdminClient(bootstrap_servers=broker)
-        await client.start()
-        try:
-            return await client.describe_cluster()
-        finally:
-            await client.close()
-
-    described = asyncio.run(run())
+    described = with_aiokafka(broker, lambda c: c.describe_cluster())
     assert described["cluster_id"] == cluster.cluster_id
     assert [b["node_id"] for b in described["brokers"]] == [1]
 

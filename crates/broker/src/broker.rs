@@ -352,11 +352,12 @@ impl Broker {
         }
         let from = current.partitions;
         meta.append(MetadataRecord::PartitionsCreated { id: current.id, partitions: count })?;
-        let mut topics = self.topics.write();
-        let existing = topics.get(name).map(|t| t.partitions.clone()).unwrap_or_default();
+        // The metadata lock keeps the topic as it is while its new logs open
+        // outside the topics lock, so produce and fetch lookups go on meanwhile.
+        let existing = self.topic(name).map(|t| t.partitions.clone()).unwrap_or_default();
         let topic_meta = TopicMeta { partitions: count, ..current };
         let topic = self.open_partitions(topic_meta, existing)?;
-        topics.insert(name.to_string(), topic);
+        self.topics.write().insert(name.to_string(), topic);
         tracing::info!(topic = name, from, to = count, "partitions created");
         Ok(())
     }
