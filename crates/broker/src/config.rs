@@ -178,21 +178,55 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         -1,
         LONG_MAX,
         "604800000",
-        "retention by time (topic: retention.ms); enforced by the cleaner",
+        "retention by time (topic: retention.ms); -1 keeps data forever",
     ),
     int(
         "log.retention.bytes",
         -1,
         LONG_MAX,
         "-1",
-        "retention by size (topic: retention.bytes); enforced by the cleaner",
+        "retention by size per partition (topic: retention.bytes); -1 means no limit",
     ),
     ConfigDef {
         name: "log.cleanup.policy",
         kind: Kind::List(Some(CLEANUP_POLICIES)),
         default: "delete",
-        doc: "delete and/or compact (topic: cleanup.policy); not enforced yet",
+        doc: "delete and/or compact (topic: cleanup.policy)",
     },
+    int(
+        "log.retention.check.interval.ms",
+        1,
+        LONG_MAX,
+        "300000",
+        "how often the retention pass looks for segments to delete (retention.ms, retention.bytes, DeleteRecords)",
+    ),
+    ConfigDef {
+        name: "log.cleaner.enable",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "run the log cleaner, which compacts topics with cleanup.policy=compact",
+    },
+    int(
+        "log.cleaner.backoff.ms",
+        1,
+        LONG_MAX,
+        "15000",
+        "how long the cleaner sleeps when no log is dirty enough to clean",
+    ),
+    int(
+        "log.cleaner.dedupe.buffer.size",
+        1024 * 1024,
+        LONG_MAX,
+        "134217728",
+        "memory for the cleaner's key map (key bytes plus 64 per key); a larger dirty part is cleaned in several runs",
+    ),
+    int(
+        "log.segment.delete.delay.ms",
+        0,
+        LONG_MAX,
+        "60000",
+        "how long a segment removed by retention keeps its files, so reads in progress finish",
+    ),
     int("shutdown.timeout.ms", 0, I32_MAX, "30000", "how long a clean shutdown waits for requests in progress"),
     // Broker-level synonyms of topic settings Runnel accepts but does not act
     // on yet (see TOPIC_CONFIGS); each is a real, dynamically alterable key.
@@ -200,19 +234,18 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     int("compression.gzip.level", -1, 9, "-1", "topic: compression.gzip.level; not enforced yet"),
     int("compression.lz4.level", 1, 17, "9", "topic: compression.lz4.level; not enforced yet"),
     int("compression.zstd.level", -131072, 22, "3", "topic: compression.zstd.level; not enforced yet"),
-    int("log.cleaner.delete.retention.ms", 0, LONG_MAX, "86400000", "topic: delete.retention.ms; not enforced yet"),
-    int("log.segment.delete.delay.ms", 0, LONG_MAX, "60000", "topic: file.delete.delay.ms; not enforced yet"),
+    int("log.cleaner.delete.retention.ms", 0, LONG_MAX, "86400000", "how long tombstones stay in compacted logs (topic: delete.retention.ms)"),
     int("log.local.retention.bytes", -2, LONG_MAX, "-2", "topic: local.retention.bytes; no tiered storage"),
     int("log.local.retention.ms", -2, LONG_MAX, "-2", "topic: local.retention.ms; no tiered storage"),
-    int("log.cleaner.max.compaction.lag.ms", 1, LONG_MAX, "9223372036854775807", "topic: max.compaction.lag.ms; not enforced yet"),
-    int("log.cleaner.min.compaction.lag.ms", 0, LONG_MAX, "0", "topic: min.compaction.lag.ms; not enforced yet"),
+    int("log.cleaner.max.compaction.lag.ms", 1, LONG_MAX, "9223372036854775807", "longest time a record stays uncompacted (topic: max.compaction.lag.ms)"),
+    int("log.cleaner.min.compaction.lag.ms", 0, LONG_MAX, "0", "shortest time a record stays uncompacted (topic: min.compaction.lag.ms)"),
     int("log.message.timestamp.after.max.ms", 0, LONG_MAX, "3600000", "topic: message.timestamp.after.max.ms; not enforced yet"),
     int("log.message.timestamp.before.max.ms", 0, LONG_MAX, "9223372036854775807", "topic: message.timestamp.before.max.ms; not enforced yet"),
     ConfigDef {
         name: "log.cleaner.min.cleanable.ratio",
         kind: Kind::Double { min: 0.0, max: 1.0 },
         default: "0.5",
-        doc: "topic: min.cleanable.dirty.ratio; not enforced yet",
+        doc: "dirty share of a log that triggers compaction (topic: min.cleanable.dirty.ratio)",
     },
     int("min.insync.replicas", 1, I32_MAX, "1", "topic: min.insync.replicas; single node, not enforced"),
     boolean("log.preallocate", "false", "topic: preallocate; not enforced"),
@@ -284,14 +317,9 @@ const NOT_ENFORCED: &str = "accepted and stored; Runnel does not act on it yet";
 /// synonym. Defaults are Kafka's, except `flush.messages` (Runnel: 1).
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     topic(
-        list(
-            "cleanup.policy",
-            Some(CLEANUP_POLICIES),
-            "delete",
-            "delete and/or compact; not enforced yet (no cleaner)",
-        ),
+        list("cleanup.policy", Some(CLEANUP_POLICIES), "delete", "delete (retention) and/or compact (the log cleaner)"),
         "log.cleanup.policy",
-        false,
+        true,
     ),
     topic(
         choice(
@@ -307,26 +335,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     topic(int("compression.lz4.level", 1, 17, "9", NOT_ENFORCED), "compression.lz4.level", false),
     topic(int("compression.zstd.level", -131072, 22, "3", NOT_ENFORCED), "compression.zstd.level", false),
     topic(
-        int(
-            "delete.retention.ms",
-            0,
-            LONG_MAX,
-            "86400000",
-            "how long tombstones are kept in compacted topics; not enforced yet",
-        ),
+        int("delete.retention.ms", 0, LONG_MAX, "86400000", "how long tombstones are kept in compacted topics"),
         "log.cleaner.delete.retention.ms",
-        false,
+        true,
     ),
     topic(
-        int(
-            "file.delete.delay.ms",
-            0,
-            LONG_MAX,
-            "60000",
-            "delay before a deleted segment's files are removed; not enforced yet",
-        ),
+        int("file.delete.delay.ms", 0, LONG_MAX, "60000", "delay before a deleted segment's files are removed"),
         "log.segment.delete.delay.ms",
-        false,
+        true,
     ),
     topic(
         int("flush.messages", 1, LONG_MAX, "1", "unflushed messages that force an fsync"),
@@ -384,15 +400,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         false,
     ),
     topic(
-        int(
-            "max.compaction.lag.ms",
-            1,
-            LONG_MAX,
-            "9223372036854775807",
-            "longest time a record stays uncompacted; not enforced yet",
-        ),
+        int("max.compaction.lag.ms", 1, LONG_MAX, "9223372036854775807", "longest time a record stays uncompacted"),
         "log.cleaner.max.compaction.lag.ms",
-        false,
+        true,
     ),
     topic(int("max.message.bytes", 0, I32_MAX, "1048588", "largest record batch accepted"), "message.max.bytes", true),
     topic(
@@ -427,15 +437,15 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             name: "min.cleanable.dirty.ratio",
             kind: Kind::Double { min: 0.0, max: 1.0 },
             default: "0.5",
-            doc: "dirty share of a log that triggers compaction; not enforced yet",
+            doc: "dirty share of a log that triggers compaction",
         },
         "log.cleaner.min.cleanable.ratio",
-        false,
+        true,
     ),
     topic(
-        int("min.compaction.lag.ms", 0, LONG_MAX, "0", "shortest time a record stays uncompacted; not enforced yet"),
+        int("min.compaction.lag.ms", 0, LONG_MAX, "0", "shortest time a record stays uncompacted"),
         "log.cleaner.min.compaction.lag.ms",
-        false,
+        true,
     ),
     topic(
         int(
@@ -469,16 +479,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         boolean("remote.storage.enable", "false", "tiered storage; Runnel has none, so only false is accepted"),
         true,
     ),
-    topic(
-        int("retention.bytes", -1, LONG_MAX, "-1", "retention by size; not enforced yet (no cleaner)"),
-        "log.retention.bytes",
-        false,
-    ),
-    topic(
-        int("retention.ms", -1, LONG_MAX, "604800000", "retention by time; not enforced yet (no cleaner)"),
-        "log.retention.ms",
-        false,
-    ),
+    topic(int("retention.bytes", -1, LONG_MAX, "-1", "retention by size per partition"), "log.retention.bytes", true),
+    topic(int("retention.ms", -1, LONG_MAX, "604800000", "retention by time"), "log.retention.ms", true),
     topic(int("segment.bytes", 14, I32_MAX, "1073741824", "segment size before a roll"), "log.segment.bytes", true),
     topic(
         int("segment.index.bytes", 4, I32_MAX, "10485760", "offset index size before a roll"),
@@ -767,6 +769,18 @@ impl BrokerConfig {
     pub fn fetch_max_bytes(&self) -> usize {
         self.int("fetch.max.bytes") as usize
     }
+    pub fn cleaner_enabled(&self) -> bool {
+        self.str("log.cleaner.enable") == "true"
+    }
+    pub fn cleaner_backoff(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.int("log.cleaner.backoff.ms") as u64)
+    }
+    pub fn cleaner_key_map_bytes(&self) -> usize {
+        usize::try_from(self.int("log.cleaner.dedupe.buffer.size")).unwrap_or(usize::MAX)
+    }
+    pub fn retention_check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.int("log.retention.check.interval.ms") as u64)
+    }
     pub fn checkpoint_interval_ms(&self) -> u64 {
         self.int("log.flush.offset.checkpoint.interval.ms") as u64
     }
@@ -811,6 +825,8 @@ impl BrokerConfig {
             let value = topic_configs.get(topic_key).map(String::as_str).or_else(|| self.topic_default(topic_key));
             value.and_then(|v| v.parse().ok()).expect("validated topic config")
         };
+        let cleanup_policy =
+            topic_configs.get("cleanup.policy").map(String::as_str).unwrap_or_else(|| self.str("log.cleanup.policy"));
         let timestamp_type = topic_configs
             .get("message.timestamp.type")
             .map(String::as_str)
@@ -828,6 +844,20 @@ impl BrokerConfig {
             } else {
                 TimestampType::CreateTime
             },
+            retention_ms: get("retention.ms"),
+            retention_bytes: get("retention.bytes"),
+            retention_enabled: cleanup_policy.split(',').any(|p| p.trim() == "delete"),
+            file_delete_delay_ms: get("file.delete.delay.ms"),
+            compact: cleanup_policy.split(',').any(|p| p.trim() == "compact"),
+            min_cleanable_dirty_ratio: topic_configs
+                .get("min.cleanable.dirty.ratio")
+                .map(String::as_str)
+                .or_else(|| self.topic_default("min.cleanable.dirty.ratio"))
+                .and_then(|v| v.parse().ok())
+                .expect("validated topic config"),
+            delete_retention_ms: get("delete.retention.ms"),
+            min_compaction_lag_ms: get("min.compaction.lag.ms"),
+            max_compaction_lag_ms: get("max.compaction.lag.ms"),
         }
     }
 

@@ -4,10 +4,13 @@
 //! Layers, top down: [`server`] accepts connections; [`connection`] frames,
 //! guards and orders requests; [`handler`] holds one module per Kafka API;
 //! [`broker`] and [`partition`] hold the state the handlers share; [`meta`] is
-//! the metadata state machine; [`config`] names every setting and bound.
+//! the metadata state machine; [`config`] names every setting and bound;
+//! [`retention`] removes old segments and [`cleaner`] compacts logs in the
+//! background.
 //! Kafka error codes appear only in handlers, through [`error`].
 
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -17,6 +20,7 @@ pub mod meta;
 pub mod metrics;
 pub mod partition;
 pub mod protocol;
+pub mod retention;
 pub mod server;
 
 pub use broker::Broker;

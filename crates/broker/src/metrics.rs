@@ -35,6 +35,12 @@ pub const HIGH_WATERMARK: &str = "runnel_high_watermark";
 pub const FLUSH_ROUNDS: &str = "runnel_flush_rounds_total";
 pub const FLUSH_REQUESTS: &str = "runnel_flush_requests_total";
 pub const FSYNCS: &str = "runnel_fsyncs_total";
+pub const RETENTION_SEGMENTS: &str = "runnel_retention_segments_deleted_total";
+pub const RETENTION_BYTES: &str = "runnel_retention_bytes_deleted_total";
+pub const CLEANER_RUNS: &str = "runnel_cleaner_runs_total";
+pub const CLEANER_BYTES_READ: &str = "runnel_cleaner_bytes_read_total";
+pub const CLEANER_BYTES_WRITTEN: &str = "runnel_cleaner_bytes_written_total";
+pub const CLEANER_RECORDS_REMOVED: &str = "runnel_cleaner_records_removed_total";
 pub const METADATA_SNAPSHOTS: &str = "runnel_metadata_snapshots_total";
 pub const CONFIG_CHANGES: &str = "runnel_config_changes_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
@@ -99,6 +105,15 @@ fn describe() {
     describe_counter!(FSYNCS, "fdatasync calls made by the flusher");
     describe_histogram!(runnel_log::FLUSH_DURATION, Unit::Seconds, "Time to fsync one log's unflushed data");
     describe_histogram!(runnel_log::FLUSH_ROUND_LOGS, "Logs flushed together in one group-commit round");
+    describe_counter!(
+        RETENTION_SEGMENTS,
+        "Segments removed by retention, by reason (retention.ms, retention.bytes, log start offset)"
+    );
+    describe_counter!(RETENTION_BYTES, Unit::Bytes, "Log bytes removed by retention");
+    describe_counter!(CLEANER_RUNS, "Logs compacted by the log cleaner");
+    describe_counter!(CLEANER_BYTES_READ, Unit::Bytes, "Segment bytes read by the log cleaner");
+    describe_counter!(CLEANER_BYTES_WRITTEN, Unit::Bytes, "Cleaned segment bytes written by the log cleaner");
+    describe_counter!(CLEANER_RECORDS_REMOVED, "Superseded records and expired tombstones removed by the log cleaner");
     describe_counter!(METADATA_SNAPSHOTS, "Metadata log snapshots written");
     describe_counter!(CONFIG_CHANGES, "Topic and broker config changes applied, by resource type");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");

@@ -17,8 +17,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::Broker;
+use crate::cleaner;
 use crate::connection;
 use crate::handler::{now_ms, Endpoint};
+use crate::retention;
 
 /// A bound, ready broker.
 pub struct Server {
@@ -57,6 +59,8 @@ impl Server {
         let permits = Arc::new(Semaphore::new(broker.config.max_connections()));
         let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let background = tokio::spawn(periodic(broker.clone(), stop_rx.clone()));
+        // Not awaited at shutdown: closing the logs stops a cleaning in progress (see `cleaner`).
+        tokio::spawn(cleaner::run(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -104,11 +108,14 @@ impl Server {
     }
 }
 
-/// Periodic storage work: time-based flushes (`flush.ms`) and background
-/// flushes of rolled segments. The log manager writes its recovery-point
-/// checkpoints on a thread of its own.
+/// Periodic storage work: time-based flushes (`flush.ms`), background
+/// flushes of rolled segments and deletion of removed segments' files every
+/// second; a retention pass every `log.retention.check.interval.ms`. The log
+/// manager writes its recovery-point checkpoints on a thread of its own.
 async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut flush = tokio::time::interval(Duration::from_millis(1000));
+    let mut retention = tokio::time::interval(broker.config.retention_check_interval());
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -119,6 +126,12 @@ async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                         broker.logs.flusher().request(&log);
                     }
                 }
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || retention::purge(&b, now)).await;
+            }
+            _ = retention.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || retention::run_pass(&b, now_ms())).await;
             }
         }
     }

@@ -337,6 +337,22 @@ pub(crate) fn check_record_count(header: &BatchHeader, position: usize) -> Resul
     Ok(())
 }
 
+/// The record count rule for batches already in a log: compaction removes records but keeps the batch's base
+/// offset, so a stored batch may hold fewer records than its offset range, never more.
+pub(crate) fn check_stored_record_count(header: &BatchHeader, position: usize) -> Result<(), BatchError> {
+    if header.records_count < 0
+        || header.last_offset_delta < 0
+        || i64::from(header.records_count) > i64::from(header.last_offset_delta) + 1
+    {
+        return Err(BatchError::InvalidRecordCount {
+            position,
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(())
+}
+
 /// Walks the length prefixes of uncompressed records: they must end exactly at the batch end after exactly
 /// `records_count` records. The loop is bounded by the bytes, so a huge claimed count costs nothing.
 fn walk_records(body: &[u8], header: &BatchHeader, position: usize) -> Result<(), BatchError> {

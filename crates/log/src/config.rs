@@ -3,7 +3,7 @@
 use crate::batch::TimestampType;
 
 /// Per-partition storage settings. Field comments give the Kafka topic config (and broker default) they mirror.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes` / `log.segment.bytes`: roll when an append would grow the active segment past this.
     pub segment_bytes: u64,
@@ -22,6 +22,29 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `retention.ms` / `log.retention.ms`: closed segments whose newest record is older than this are deleted;
+    /// -1 keeps them forever.
+    pub retention_ms: i64,
+    /// `retention.bytes` / `log.retention.bytes`: the oldest segments are deleted while the log without them is
+    /// still at least this big; -1 means no size limit.
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`: time and size retention apply. Segments below the log start offset are
+    /// removed whatever the policy.
+    pub retention_enabled: bool,
+    /// `file.delete.delay.ms` / `log.segment.delete.delay.ms`: a segment removed from the log keeps its files this
+    /// long, so reads already holding it finish.
+    pub file_delete_delay_ms: i64,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the newest record per key.
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio`: the share of the cleanable log not yet cleaned above which the log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms`: how long a tombstone (a record with a key and a null value) stays after it was
+    /// written, so consumers reading the topic from the start see the deletion.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log with uncleaned records older than this is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -35,6 +58,15 @@ impl Default for LogConfig {
             flush_interval_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            retention_enabled: true,
+            file_delete_delay_ms: 60_000,
+            compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }

@@ -35,7 +35,10 @@ pub use batch::{validate_batches, BatchError, BatchHeader, BatchInfo, Compressio
 pub use config::LogConfig;
 pub use error::LogError;
 pub use flusher::{FlushStats, Flusher, FLUSH_DURATION, FLUSH_ROUND_LOGS};
-pub use log::{parse_partition_dir_name, AppendInfo, Log, OpenMode, OpenOptions, ReadResult};
+pub use log::{
+    parse_partition_dir_name, AppendInfo, CleanStats, Cleanable, Log, OpenMode, OpenOptions, ReadResult,
+    RetentionOutcome,
+};
 pub use manager::{validate_topic_name, LogManager, StartupReport};
 pub use records::{RecordHeader, RecordView, Records};
 pub use recovery::RecoveryStats;

@@ -148,6 +148,10 @@ struct LogState {
     max_timestamp: Option<Option<TimeEntry>>,
     /// The record offset resolved for a max timestamp entry.
     max_timestamp_record: Option<(TimeEntry, i64)>,
+    /// Segments retention took out of the log whose files are not deleted yet.
+    removed: Vec<retention::RemovedSegment>,
+    /// Where the part not yet compacted starts (compacted logs; 0 until the first cleaning).
+    first_dirty_offset: i64,
 }
 
 impl LogState {
@@ -174,6 +178,8 @@ pub struct Log {
     state: Mutex<LogState>,
     /// Serialises flushes (and checkpoint index syncs) so a flush never advances past another's unfinished fsync.
     flush_lock: Mutex<()>,
+    /// Held by the cleaner while it compacts; retention skips a log being cleaned.
+    clean_lock: Mutex<()>,
     listener: RwLock<Option<Arc<FlushListener>>>,
     recovery: RecoveryStats,
     /// Test seam: makes the next fsync fail as a disk would.
@@ -211,6 +217,7 @@ impl Log {
     /// Opens an existing partition directory with what the log directory's checkpoints know about it.
     pub fn open_with(dir: PathBuf, config: LogConfig, options: OpenOptions) -> Result<Log, LogError> {
         let topic_partition = parse_partition_dir(&dir)?;
+        cleaner::finish_interrupted_clean(&dir)?;
         let bases = list_segments(&dir)?;
         let interval = config.index_interval_bytes;
         let (mut segments, log_end_offset, stats) = if bases.is_empty() {
@@ -243,6 +250,7 @@ impl Log {
         }
         let first_base = segments[0].base_offset;
         let log_start_offset = options.log_start_offset.unwrap_or(first_base).clamp(first_base, log_end_offset);
+        retention::drop_segments_below(&dir, &mut segments, log_start_offset)?;
         Ok(Log::assemble(dir, topic_partition, config, segments, log_start_offset, log_end_offset, stats))
     }
 
@@ -271,6 +279,8 @@ impl Log {
             deleted: false,
             max_timestamp: None,
             max_timestamp_record: None,
+            removed: Vec::new(),
+            first_dirty_offset: 0,
         };
         Log {
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
@@ -279,6 +289,7 @@ impl Log {
             partition,
             state: Mutex::new(state),
             flush_lock: Mutex::new(()),
+            clean_lock: Mutex::new(()),
             listener: RwLock::new(None),
             recovery,
             #[cfg(test)]
@@ -489,32 +500,6 @@ impl Log {
 
     pub fn log_start_offset(&self) -> i64 {
         self.state.lock().log_start_offset
-    }
-
-    /// Advances the log start offset to `offset` (DeleteRecords): reads below
-    /// it then fail with [`LogError::OffsetOutOfRange`] and the earliest offset
-    /// is `offset`. It never moves backwards; an offset past the log end
-    /// offset is refused. Segments wholly below it stay on disk until
-    /// retention removes them. The start offset reaches disk with the next
-    /// log-start-offset checkpoint ([`crate::LogManager::checkpoint`]).
-    /// Returns the log start offset now in force.
-    pub fn advance_log_start_offset(&self, offset: i64) -> Result<i64, LogError> {
-        let mut st = self.state.lock();
-        self.check_readable(&st)?;
-        if offset < 0 || offset > st.log_end_offset {
-            return Err(LogError::OffsetOutOfRange {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                offset,
-                log_start_offset: st.log_start_offset,
-                log_end_offset: st.log_end_offset,
-            });
-        }
-        if offset > st.log_start_offset {
-            st.log_start_offset = offset;
-            tracing::info!(topic = %self.topic, partition = self.partition, offset, "log start offset advanced");
-        }
-        Ok(st.log_start_offset)
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -884,6 +869,14 @@ fn assign_offsets(
     assert_eq!(next, base_offset + validated.records_count, "record counts add up");
     placed
 }
+
+#[path = "retention.rs"]
+mod retention;
+pub use retention::RetentionOutcome;
+
+#[path = "cleaner.rs"]
+mod cleaner;
+pub use cleaner::{CleanStats, Cleanable};
 
 #[cfg(test)]
 #[path = "log_tests.rs"]

@@ -8,7 +8,7 @@ use std::io::Read;
 
 use bytes::Bytes;
 
-use crate::batch::{check_record_count, BatchError, BatchHeader, Compression, TimestampType};
+use crate::batch::{check_stored_record_count, BatchError, BatchHeader, Compression, TimestampType};
 use crate::varint::{read_varint, read_varlong};
 use crate::BATCH_HEADER_BYTES;
 
@@ -62,7 +62,7 @@ pub fn records(batch: &[u8], max_decompressed_bytes: usize) -> Result<Records, B
             available: batch.len(),
         });
     }
-    check_record_count(&header, 0)?;
+    check_stored_record_count(&header, 0)?;
     let body = &batch[BATCH_HEADER_BYTES..size];
     let data = match header.compression() {
         Compression::None => Bytes::copy_from_slice(body),
@@ -74,6 +74,14 @@ pub fn records(batch: &[u8], max_decompressed_bytes: usize) -> Result<Records, B
 impl Records {
     pub fn header(&self) -> &BatchHeader {
         &self.header
+    }
+
+    /// The next record with its encoded bytes (length prefix included), so a record can be copied into another
+    /// batch with the same base offset and base timestamp unchanged.
+    pub fn next_with_bytes(&mut self) -> Option<Result<(RecordView, Bytes), BatchError>> {
+        let start = self.pos;
+        let view = self.next()?;
+        Some(view.map(|view| (view, self.data.slice(start..self.pos))))
     }
 
     fn parse_next(&mut self) -> Result<RecordView, BatchError> {
@@ -258,6 +266,70 @@ fn decompress_snappy(input: &[u8], max_bytes: usize) -> Result<Vec<u8>, BatchErr
         push_block(block, &mut out)?;
         pos += len;
     }
+    Ok(out)
+}
+
+/// Compresses `data` the way Kafka producers do for each codec (snappy in the Java clients' block framing, which
+/// every client reads).
+pub fn compress(compression: Compression, data: &[u8]) -> Result<Vec<u8>, BatchError> {
+    use std::io::Write;
+    let failed = |_| BatchError::InvalidRecords { position: 0, reason: "compression failed" };
+    Ok(match compression {
+        Compression::None => data.to_vec(),
+        Compression::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(data).map_err(failed)?;
+            encoder.finish().map_err(failed)?
+        }
+        Compression::Snappy => {
+            let mut out = SNAPPY_FRAMED_MAGIC.to_vec();
+            out.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+            for chunk in data.chunks(32 * 1024) {
+                let block = snap::raw::Encoder::new()
+                    .compress_vec(chunk)
+                    .map_err(|_| BatchError::InvalidRecords { position: 0, reason: "compression failed" })?;
+                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            out
+        }
+        Compression::Lz4 => {
+            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            encoder.write_all(data).map_err(failed)?;
+            encoder.finish().map_err(|_| BatchError::InvalidRecords { position: 0, reason: "compression failed" })?
+        }
+        Compression::Zstd => zstd::encode_all(data, 3).map_err(failed)?,
+        Compression::Unknown(codec) => return Err(BatchError::UnsupportedCompression { codec }),
+    })
+}
+
+/// A copy of the batch `header` holding only `kept`, records taken from it by [`Records::next_with_bytes`] in
+/// order: same base offset, base timestamp, producer fields, attributes and codec; the last offset delta, record
+/// count and (for CreateTime) max timestamp follow the kept records; a new CRC. `kept` must not be empty.
+pub fn rebuild_batch(header: &BatchHeader, kept: &[(RecordView, Bytes)]) -> Result<Vec<u8>, BatchError> {
+    let (last, _) = kept.last().expect("a rebuilt batch keeps at least one record");
+    let mut body = Vec::with_capacity(kept.iter().map(|(_, b)| b.len()).sum());
+    for (_, bytes) in kept {
+        body.extend_from_slice(bytes);
+    }
+    let body = compress(header.compression(), &body)?;
+    let max_timestamp = match header.timestamp_type() {
+        TimestampType::LogAppendTime => header.max_timestamp,
+        TimestampType::CreateTime => kept.iter().map(|(r, _)| r.timestamp).max().unwrap_or(header.base_timestamp),
+    };
+    let rebuilt = BatchHeader {
+        batch_length: (BATCH_HEADER_BYTES - 12 + body.len()) as i32,
+        crc: 0,
+        last_offset_delta: (last.offset - header.base_offset) as i32,
+        max_timestamp,
+        records_count: kept.len() as i32,
+        ..*header
+    };
+    let mut out = vec![0u8; BATCH_HEADER_BYTES];
+    rebuilt.encode(&mut out);
+    out.extend_from_slice(&body);
+    let crc = crate::batch::batch_crc(&out);
+    out[crate::batch::CRC_POS..crate::batch::CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
 }
 

@@ -6,8 +6,9 @@
 //! largest offset index entry at or below it when that entry checks out (the index may be torn too: entries must
 //! increase and stay inside the file, and the entry must point at a valid batch with exactly its offset), otherwise
 //! at the segment start. Every later segment is scanned whole. The first invalid batch (bad bounds, magic, CRC,
-//! record count, or an offset that breaks continuity) ends the log: the file is cut there and later segments are
-//! deleted, since nothing after a gap can be trusted.
+//! record count, or an offset lower than the previous batch's next offset) ends the log: the file is cut there and
+//! later segments are deleted, since nothing after it can be trusted. Offsets may jump forward, within a segment and
+//! between segments: compaction removes records and leaves gaps, which Kafka's recovery accepts too.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -55,7 +56,8 @@ pub(crate) fn recover(dir: &Path, bases: &[i64], recovery_point: i64, interval: 
     let mut next_offset = bases[first_scanned];
     let mut cut = false;
     for (i, &base) in bases[first_scanned..].iter().enumerate() {
-        if cut || base != next_offset {
+        // A segment may start after the previous one's last offset (compaction leaves gaps), never before it.
+        if cut || base < next_offset {
             let size = std::fs::metadata(segment_file(dir, base, LOG_EXT)).map_or(0, |m| m.len());
             tracing::warn!(dir = %dir.display(), base, size, "deleting segment after the recovered end");
             delete_segment_files(dir, base)?;

@@ -3,7 +3,7 @@
 //!
 //! The fetch path trusts what the log wrote but still checks every header's bounds, magic and offset order, so a
 //! corrupt file surfaces as `LogError::Corrupt` rather than as bytes sent to a consumer. The recovery scan checks
-//! everything (bounds, magic, CRC-32C, offset continuity, record count) and streams the CRC so a garbage length never
+//! everything (bounds, magic, CRC-32C, increasing offsets, record count) and streams the CRC so a garbage length never
 //! makes it read a huge batch into memory.
 
 use std::fs::File;
@@ -11,7 +11,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::batch::{check_record_count, BatchHeader, ATTRIBUTES_POS, BATCH_LENGTH_MIN, MAGIC_V2};
+use crate::batch::{check_stored_record_count, BatchHeader, ATTRIBUTES_POS, BATCH_LENGTH_MIN, MAGIC_V2};
 use crate::error::{io_err, LogError};
 use crate::segment::IndexBuilder;
 use crate::BATCH_HEADER_BYTES;
@@ -100,7 +100,7 @@ impl<'a> BatchCursor<'a> {
 fn check_batch(
     reader: &mut BufReader<PreadReader<'_>>,
     remaining: u64,
-    expected_offset: i64,
+    expected: Expected,
     path: &Path,
 ) -> Result<Result<BatchHeader, &'static str>, LogError> {
     if remaining < BATCH_HEADER_BYTES as u64 {
@@ -115,10 +115,16 @@ fn check_batch(
     if header.batch_length < BATCH_LENGTH_MIN || header.total_bytes() as u64 > remaining {
         return Ok(Err("batch length outside the file"));
     }
-    if header.base_offset != expected_offset {
-        return Ok(Err("base offset breaks offset continuity"));
+    match expected {
+        Expected::Exactly(offset) if header.base_offset != offset => {
+            return Ok(Err("base offset differs from the index entry"));
+        }
+        Expected::AtLeast(offset) if header.base_offset < offset => {
+            return Ok(Err("base offset goes backwards"));
+        }
+        _ => {}
     }
-    if check_record_count(&header, 0).is_err() {
+    if check_stored_record_count(&header, 0).is_err() {
         return Ok(Err("inconsistent record count"));
     }
     let mut crc = crc32c::crc32c(&buf[ATTRIBUTES_POS..]);
@@ -139,6 +145,14 @@ fn check_batch(
     Ok(Ok(header))
 }
 
+/// The base offset a batch must have: exactly a known one (an index entry), or any offset after the previous
+/// batch. Offsets may jump forward: log compaction removes records and leaves gaps, as in Kafka.
+#[derive(Debug, Clone, Copy)]
+enum Expected {
+    Exactly(i64),
+    AtLeast(i64),
+}
+
 /// Buffer size of the recovery scan.
 const SCAN_BUFFER_BYTES: usize = 1 << 20;
 
@@ -154,7 +168,7 @@ pub(crate) fn batch_is_valid_at(
         return Ok(false);
     }
     let mut reader = BufReader::with_capacity(64 * 1024, PreadReader::new(file, position, end));
-    Ok(check_batch(&mut reader, end - position, expected_offset, path)?.is_ok())
+    Ok(check_batch(&mut reader, end - position, Expected::Exactly(expected_offset), path)?.is_ok())
 }
 
 /// What a recovery scan of one segment found.
@@ -194,7 +208,7 @@ pub(crate) fn scan_batches(
     };
     while outcome.valid_end < end {
         let position = outcome.valid_end;
-        let header = match check_batch(&mut reader, end - position, outcome.next_offset, path)? {
+        let header = match check_batch(&mut reader, end - position, Expected::AtLeast(outcome.next_offset), path)? {
             Ok(header) => header,
             Err(reason) => {
                 outcome.invalid = Some(reason);

@@ -3,8 +3,6 @@
 //! Compiled for this crate's tests and, behind the `testing` feature, for other crates' tests, so the broker can
 //! produce realistic batches without a Kafka client.
 
-use std::io::Write;
-
 use crate::batch::{batch_crc, BatchHeader, Compression, TimestampType, CRC_POS, TIMESTAMP_TYPE_BIT};
 use crate::varint::{write_varint, write_varlong};
 use crate::BATCH_HEADER_BYTES;
@@ -140,32 +138,9 @@ fn encode_record(record: &TestRecord, offset_delta: i32, out: &mut Vec<u8>) {
     out.extend_from_slice(&body);
 }
 
-/// Compresses `data` the way Kafka producers do for each codec (snappy in the Java clients' block framing).
+/// Compresses `data` the way Kafka producers do for each codec.
 pub fn compress(compression: Compression, data: &[u8]) -> Vec<u8> {
-    match compression {
-        Compression::None => data.to_vec(),
-        Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            encoder.write_all(data).expect("write to memory");
-            encoder.finish().expect("finish gzip")
-        }
-        Compression::Snappy => {
-            let mut out = vec![0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
-            for chunk in data.chunks(32 * 1024) {
-                let block = snap::raw::Encoder::new().compress_vec(chunk).expect("snappy");
-                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-                out.extend_from_slice(&block);
-            }
-            out
-        }
-        Compression::Lz4 => {
-            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            encoder.write_all(data).expect("write to memory");
-            encoder.finish().expect("finish lz4")
-        }
-        Compression::Zstd => zstd::encode_all(data, 3).expect("zstd"),
-        Compression::Unknown(code) => panic!("cannot compress with unknown codec {code}"),
-    }
+    crate::records::compress(compression, data).expect("compressible test data")
 }
 
 /// A batch of `records` records whose values are `value_bytes` long, keys `k<i>`, timestamps 1000 + i.
