@@ -90,9 +90,15 @@ pub fn config_type(kind: Kind) -> i8 {
     }
 }
 
+/// Runs on a blocking thread: reading the metadata image waits for the
+/// metadata lock, which a concurrent alter holds across its fsync.
 pub async fn handle(broker: Arc<Broker>, req: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
-    let results = req.resources.iter().map(|r| describe(&broker, r, &req, version)).collect();
-    DescribeConfigsResponse::default().with_results(results)
+    tokio::task::spawn_blocking(move || {
+        let results = req.resources.iter().map(|r| describe(&broker, r, &req, version)).collect();
+        DescribeConfigsResponse::default().with_results(results)
+    })
+    .await
+    .expect("describe configs does not panic")
 }
 
 fn describe(
