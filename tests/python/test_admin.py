@@ -526,3 +526,30 @@ def test_config_changes_survive_restart(broker_factory, unique_topic, how):
         assert consumer.get_watermark_offsets(TopicPartition(unique_topic, 0), timeout=TIMEOUT) == (2, 3)
     finally:
         consumer.close()
+
+
+def test_elect_leaders_and_describe_topics(broker, unique_topic):
+    """Goal: ElectLeaders and DescribeTopics answer as Kafka does for a single broker.
+
+    Method: confluent-kafka elect_leaders (preferred) on an existing and a missing partition:
+    ELECTION_NOT_NEEDED and UNKNOWN_TOPIC_OR_PART per partition; for all partitions: an empty
+    result. describe_topics shows each partition led by broker 1 with ISR [1].
+    """
+    from confluent_kafka import ElectionType, TopicCollection
+
+    admin = admin_for(broker)
+    create(admin, unique_topic, 2)
+    result = admin.elect_leaders(
+        ElectionType.PREFERRED, [TopicPartition(unique_topic, 0), TopicPartition(unique_topic, 9)]
+    ).result(TIMEOUT)
+    def code(err) -> int:
+        if err is None:
+            return KafkaError.NO_ERROR
+        return err.code() if isinstance(err, KafkaError) else err.args[0].code()
+
+    codes = {tp.partition: code(err) for tp, err in result.items()}
+    assert codes == {0: KafkaError.ELECTION_NOT_NEEDED, 9: KafkaError.UNKNOWN_TOPIC_OR_PART}
+    assert admin.elect_leaders(ElectionType.PREFERRED, None).result(TIMEOUT) == {}
+
+    described = admin.describe_topics(TopicCollection([unique_topic]), request_timeout=TIMEOUT)[unique_topic].result(TIMEOUT)
+    assert [(p.id, p.leader.id, [n.id for n in p.isr]) for p in described.partitions] == [(0, 1, [1]), (1, 1, [1])]
