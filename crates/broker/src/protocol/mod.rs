@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bytes read from the socket at most per read call; a frame's buffer grows by
 /// at most this much before the bytes have actually arrived, so a client that
-/// announces a large frame and sends nothing costs nothing.
+/// announces a large frame and sends nothing costs no memory (only budget).
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Why a connection's byte stream cannot be read further.
@@ -42,14 +42,18 @@ pub struct Frame {
     pub budget: OwnedSemaphorePermit,
 }
 
-/// Reads length-prefixed frames into a reused buffer, charging the bytes it
-/// buffers to `budget`, a semaphore counting bytes shared by all
-/// connections. Before more of a frame is read into memory, that much is
-/// reserved; when requests in progress hold the whole budget, reading waits,
-/// which pushes back on clients through TCP instead of growing memory. A
-/// client that announces a large frame and sends little holds only what it
-/// sent. (Up to one read chunk of the next frame, and a frame's 4-byte
-/// prefix, can sit in a connection's buffer uncharged.)
+/// Reads length-prefixed frames into a reused buffer, charging them to
+/// `budget`, a semaphore counting bytes shared by all connections. A frame's
+/// whole length is reserved, at once, as soon as its length prefix is read
+/// and before its body is; when requests in progress hold the budget, reading
+/// waits, which pushes back on clients through TCP instead of growing memory.
+/// Reserving whole frames (as Kafka's request memory pool does) means a
+/// reader that waits holds nothing, so connections can never wait for each
+/// other's partly read frames; reserving piece by piece could end with every
+/// permit held by unfinished frames and nobody able to finish. A frame's
+/// memory still grows only as its bytes arrive. (Up to one read chunk of the
+/// next frame, and a frame's 4-byte prefix, can sit in a connection's buffer
+/// uncharged.)
 pub struct FrameReader<R> {
     reader: R,
     buf: BytesMut,
@@ -73,18 +77,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
             if let Some(length) = self.announced_length()? {
+                // The whole frame at once; every frame holds at least one permit so that empty frames count too.
+                self.reserve(length.max(1)).await;
                 let buffered = self.buf.len() - 4;
                 if buffered >= length {
-                    // Every frame holds at least one permit so that empty frames count too.
-                    self.reserve(length.max(1)).await;
                     self.buf.advance(4);
                     let bytes = self.buf.split_to(length).freeze();
                     let budget = self.reserved.take().expect("reserved above");
                     return Ok(Some(Frame { bytes, budget }));
                 }
-                let chunk = (length - buffered).min(READ_CHUNK_BYTES);
-                self.reserve(buffered + chunk).await;
-                self.buf.reserve(chunk);
+                self.buf.reserve((length - buffered).min(READ_CHUNK_BYTES));
             } else {
                 self.buf.reserve(READ_CHUNK_BYTES.min(4096));
             }
@@ -94,7 +96,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// Tops the current frame's reservation up to `bytes`, waiting for budget.
+    /// Reserves `bytes` for the current frame (once per frame), waiting for budget.
     async fn reserve(&mut self, bytes: usize) {
         let held = self.reserved.as_ref().map_or(0, |p| p.num_permits());
         if held >= bytes {
@@ -209,5 +211,66 @@ mod tests {
         assert!(frames[0].as_ref().unwrap_err().contains("middle"));
         let frames = frames_of(vec![0, 0], 100).await;
         assert!(frames[0].as_ref().unwrap_err().contains("middle"));
+    }
+
+    /// A connection that delivers at most 64 KiB per read and is not ready every other time it is polled, so two
+    /// readers polled together interleave.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        ready: bool,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if !self.ready {
+                self.ready = true;
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            self.ready = false;
+            let n = (self.data.len() - self.pos).min(64 * 1024).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.data[start..start + n]);
+            self.pos += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    // Goal: frames that together exceed the budget never deadlock: each reader reserves its whole frame before
+    // reading it, so a waiting reader holds nothing. Method: a 2 MiB budget and two connections whose 1.5 MiB
+    // frames have fully arrived; both readers run at once; one must get its frame, and the other once the first
+    // frame (and its share of the budget) is dropped. Charging bytes as they arrive let both readers stall at about
+    // 1 MiB each.
+    #[tokio::test]
+    async fn frames_larger_than_half_the_budget_do_not_deadlock() {
+        const LENGTH: usize = 1_536 * 1024;
+        let budget = Arc::new(Semaphore::new(2 << 20));
+        let mut frame = (LENGTH as i32).to_be_bytes().to_vec();
+        frame.resize(4 + LENGTH, 7);
+        let trickle = || Trickle { data: frame.clone(), pos: 0, ready: false };
+        let (mut a, mut b) =
+            (FrameReader::new(trickle(), LENGTH, budget.clone()), FrameReader::new(trickle(), LENGTH, budget.clone()));
+        let limit = std::time::Duration::from_secs(5);
+        let first = tokio::time::timeout(limit, async {
+            tokio::select! {
+                got = a.next_frame() => (got, true),
+                got = b.next_frame() => (got, false),
+            }
+        })
+        .await
+        .expect("one reader gets its frame");
+        let (got, from_a) = first;
+        let got = got.unwrap().expect("a frame");
+        assert_eq!(got.bytes.len(), LENGTH);
+        drop(got);
+        let other = if from_a { b.next_frame() } else { a.next_frame() };
+        let second =
+            tokio::time::timeout(limit, other).await.expect("the other reader gets its frame once the budget is free");
+        assert_eq!(second.unwrap().expect("a frame").bytes.len(), LENGTH);
     }
 }
