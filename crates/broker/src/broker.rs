@@ -19,6 +19,10 @@ use crate::config::{BrokerConfig, ConfigError};
 use crate::meta::{MetaError, MetadataRecord, MetadataStore, TopicMeta};
 use crate::partition::Partition;
 
+/// The most partitions one topic may have; a bound on the logs one request
+/// can make the broker open.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
@@ -42,7 +46,7 @@ pub enum TopicError {
     AlreadyExists(String),
     #[error("invalid topic name '{name}': {reason}")]
     InvalidName { name: String, reason: &'static str },
-    #[error("number of partitions must be at least 1, got {0}")]
+    #[error("number of partitions must be between 1 and 100000, got {0}")]
     InvalidPartitions(i32),
     #[error("replication factor {0} is larger than the 1 available broker")]
     InvalidReplicationFactor(i16),
@@ -50,6 +54,8 @@ pub enum TopicError {
     InvalidConfig(#[from] ConfigError),
     #[error("unknown topic '{0}'")]
     Unknown(String),
+    #[error("topic '{topic}' has {current} partitions; the count can only grow, {requested} requested")]
+    PartitionsNotIncreased { topic: String, current: i32, requested: i32 },
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]
@@ -76,6 +82,18 @@ pub struct Broker {
     meta: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     cluster_id: String,
+    /// `config` with the dynamic broker settings of the metadata image on
+    /// top; replaced whenever those change.
+    effective: RwLock<Arc<BrokerConfig>>,
+}
+
+/// Which dynamic broker settings a change addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerScope {
+    /// The cluster-wide default (resource name `""`).
+    ClusterDefault,
+    /// This broker (resource name = its node id).
+    Node,
 }
 
 impl Broker {
@@ -84,9 +102,11 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, StartError> {
         let started = Instant::now();
         let data_dir = config.data_dir();
-        let meta = MetadataStore::open(&data_dir)?;
+        let meta = MetadataStore::open_with(&data_dir, config.metadata_snapshot_after_bytes())?;
+        let effective = Arc::new(dynamic_config(&config, &meta));
         let checkpoint_interval = Duration::from_millis(config.checkpoint_interval_ms());
-        let logs = LogManager::open_with_interval(data_dir, config.log_config(&BTreeMap::new()), checkpoint_interval)?;
+        let logs =
+            LogManager::open_with_interval(data_dir, effective.log_config(&BTreeMap::new()), checkpoint_interval)?;
         let cluster_id = meta.cluster_id().to_string();
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes()));
         let broker = Broker {
@@ -96,6 +116,7 @@ impl Broker {
             meta: Mutex::new(meta),
             topics: RwLock::new(HashMap::new()),
             cluster_id,
+            effective: RwLock::new(effective),
         };
         broker.reconcile()?;
         tracing::info!(
@@ -126,10 +147,16 @@ impl Broker {
     }
 
     fn open_topic(&self, meta: TopicMeta) -> Result<Arc<Topic>, LogError> {
-        let log_config = self.config.log_config(&meta.configs);
-        let mut partitions = Vec::with_capacity(meta.partitions as usize);
+        self.open_partitions(meta, Vec::new())
+    }
+
+    /// The topic `meta` served by `existing` plus newly opened partitions up
+    /// to `meta.partitions`.
+    fn open_partitions(&self, meta: TopicMeta, existing: Vec<Arc<Partition>>) -> Result<Arc<Topic>, LogError> {
+        let log_config = self.effective_config().log_config(&meta.configs);
+        let mut partitions = existing;
         let counters = crate::metrics::TopicCounters::new(&meta.name);
-        for index in 0..meta.partitions {
+        for index in partitions.len() as i32..meta.partitions {
             let log = self.logs.get_or_create(&meta.name, index, log_config.clone())?;
             // Logs found at start-up open with the broker defaults; apply the topic's own settings.
             log.set_config(log_config.clone());
@@ -168,7 +195,7 @@ impl Broker {
     /// Validates a topic creation without performing it.
     pub fn check_new_topic(&self, name: &str, partitions: i32) -> Result<(), TopicError> {
         validate_topic_name(name)?;
-        if partitions < 1 {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         if self.meta.lock().image().topic(name).is_some() {
@@ -185,7 +212,7 @@ impl Broker {
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
         validate_topic_name(name)?;
-        if partitions < 1 {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         let mut meta = self.meta.lock();
@@ -216,10 +243,135 @@ impl Broker {
         Ok(())
     }
 
+    /// The broker configuration in force now: static settings with the
+    /// dynamic ones on top.
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        self.effective.read().clone()
+    }
+
+    /// A topic's overrides in the metadata image.
+    pub fn topic_configs(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.meta.lock().image().topic(name).map(|t| t.configs.clone())
+    }
+
+    /// Dynamic broker settings of `scope` in the metadata image.
+    pub fn dynamic_broker_configs(&self, scope: BrokerScope) -> BTreeMap<String, String> {
+        self.meta.lock().image().broker_configs(self.scope_node(scope))
+    }
+
+    fn scope_node(&self, scope: BrokerScope) -> Option<i32> {
+        match scope {
+            BrokerScope::ClusterDefault => None,
+            BrokerScope::Node => Some(self.node_id()),
+        }
+    }
+
+    /// Replaces a topic's overrides with `change(current)`, computed under the
+    /// metadata lock so concurrent alters do not lose updates. The new values
+    /// apply to the running partitions at once. With `validate_only`, checks
+    /// and writes nothing. Blocking (fsync).
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError>,
+    ) -> Result<(), TopicError> {
+        let mut meta = self.meta.lock();
+        let Some(current) = meta.image().topic(name).cloned() else {
+            return Err(TopicError::Unknown(name.to_string()));
+        };
+        let configs = change(&current.configs)?;
+        if validate_only || configs == current.configs {
+            return Ok(());
+        }
+        meta.append(MetadataRecord::TopicConfigChanged { id: current.id, configs: configs.clone() })?;
+        let log_config = self.effective_config().log_config(&configs);
+        let mut topics = self.topics.write();
+        if let Some(topic) = topics.get(name).cloned() {
+            for p in &topic.partitions {
+                p.set_log_config(log_config.clone());
+            }
+            let meta = TopicMeta { configs: configs.clone(), ..topic.meta.clone() };
+            topics.insert(name.to_string(), Arc::new(Topic { meta, partitions: topic.partitions.clone() }));
+        }
+        crate::metrics::config_changed("topic");
+        tracing::info!(topic = name, ?configs, "topic configs changed");
+        Ok(())
+    }
+
+    /// Replaces the dynamic broker settings of `scope` with `change(current)`
+    /// (under the metadata lock), then re-applies every topic's storage
+    /// settings so the new defaults take effect at once. Blocking (fsync).
+    pub fn alter_broker_configs(
+        &self,
+        scope: BrokerScope,
+        validate_only: bool,
+        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError>,
+    ) -> Result<(), TopicError> {
+        let node = self.scope_node(scope);
+        let mut meta = self.meta.lock();
+        let current = meta.image().broker_configs(node);
+        let configs = change(&current)?;
+        if validate_only || configs == current {
+            return Ok(());
+        }
+        meta.append(MetadataRecord::BrokerConfigChanged { node, configs: configs.clone() })?;
+        let effective = Arc::new(dynamic_config(&self.config, &meta));
+        *self.effective.write() = effective.clone();
+        for topic in self.topics.read().values() {
+            let log_config = effective.log_config(&topic.meta.configs);
+            for p in &topic.partitions {
+                p.set_log_config(log_config.clone());
+            }
+        }
+        crate::metrics::config_changed("broker");
+        tracing::info!(?node, ?configs, "dynamic broker configs changed");
+        Ok(())
+    }
+
+    /// Raises a topic's partition count to `count`: the metadata record
+    /// first, then the new logs (start-up creates logs a crash left missing).
+    /// With `validate_only`, checks only. Blocking (fsync).
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+        let mut meta = self.meta.lock();
+        let Some(current) = meta.image().topic(name).cloned() else {
+            return Err(TopicError::Unknown(name.to_string()));
+        };
+        if count <= current.partitions {
+            return Err(TopicError::PartitionsNotIncreased {
+                topic: name.to_string(),
+                current: current.partitions,
+                requested: count,
+            });
+        }
+        if count > PARTITIONS_PER_TOPIC_MAX {
+            return Err(TopicError::InvalidPartitions(count));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let from = current.partitions;
+        meta.append(MetadataRecord::PartitionsCreated { id: current.id, partitions: count })?;
+        // The metadata lock keeps the topic as it is while its new logs open
+        // outside the topics lock, so produce and fetch lookups go on meanwhile.
+        let existing = self.topic(name).map(|t| t.partitions.clone()).unwrap_or_default();
+        let topic_meta = TopicMeta { partitions: count, ..current };
+        let topic = self.open_partitions(topic_meta, existing)?;
+        self.topics.write().insert(name.to_string(), topic);
+        tracing::info!(topic = name, from, to = count, "partitions created");
+        Ok(())
+    }
+
     /// Clean shutdown of storage: flush, checkpoints, clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), LogError> {
         self.logs.shutdown()
     }
+}
+
+/// `config` with the image's dynamic settings for this node on top.
+fn dynamic_config(config: &BrokerConfig, meta: &MetadataStore) -> BrokerConfig {
+    let image = meta.image();
+    config.with_dynamic(&image.broker_configs(None), &image.broker_configs(Some(config.node_id())))
 }
 
 /// Kafka's topic name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.

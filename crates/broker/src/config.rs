@@ -18,11 +18,22 @@ pub const LONG_MAX: i64 = i64::MAX;
 /// The type and range of one setting's value.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
     Str,
     Choice(&'static [&'static str]),
     Addr,
+    /// A floating-point number in `min..=max`.
+    Double {
+        min: f64,
+        max: f64,
+    },
+    /// A comma-separated list, each item one of the choices when given; the
+    /// kind IncrementalAlterConfigs APPEND and SUBTRACT work on.
+    List(Option<&'static [&'static str]>),
 }
 
 /// One configuration key: Kafka name, type, default and a line of documentation.
@@ -40,7 +51,8 @@ const fn int(name: &'static str, min: i64, max: i64, default: &'static str, doc:
 
 const I32_MAX: i64 = i32::MAX as i64;
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
-const CLEANUP_POLICIES: &[&str] = &["delete", "compact", "compact,delete", "delete,compact"];
+const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
+const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Broker-level settings.
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
@@ -177,9 +189,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     ConfigDef {
         name: "log.cleanup.policy",
-        kind: Kind::Choice(CLEANUP_POLICIES),
+        kind: Kind::List(Some(CLEANUP_POLICIES)),
         default: "delete",
-        doc: "delete or compact (topic: cleanup.policy)",
+        doc: "delete and/or compact (topic: cleanup.policy)",
     },
     int(
         "log.retention.check.interval.ms",
@@ -216,38 +228,301 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "how long a segment removed by retention keeps its files, so reads in progress finish",
     ),
     int("shutdown.timeout.ms", 0, I32_MAX, "30000", "how long a clean shutdown waits for requests in progress"),
+    // Broker-level synonyms of topic settings Runnel accepts but does not act
+    // on yet (see TOPIC_CONFIGS); each is a real, dynamically alterable key.
+    choice("compression.type", COMPRESSION_TYPES, "producer", "default of the topic setting compression.type; not enforced yet"),
+    int("compression.gzip.level", -1, 9, "-1", "topic: compression.gzip.level; not enforced yet"),
+    int("compression.lz4.level", 1, 17, "9", "topic: compression.lz4.level; not enforced yet"),
+    int("compression.zstd.level", -131072, 22, "3", "topic: compression.zstd.level; not enforced yet"),
+    int("log.cleaner.delete.retention.ms", 0, LONG_MAX, "86400000", "how long tombstones stay in compacted logs (topic: delete.retention.ms)"),
+    int("log.local.retention.bytes", -2, LONG_MAX, "-2", "topic: local.retention.bytes; no tiered storage"),
+    int("log.local.retention.ms", -2, LONG_MAX, "-2", "topic: local.retention.ms; no tiered storage"),
+    int("log.cleaner.max.compaction.lag.ms", 1, LONG_MAX, "9223372036854775807", "longest time a record stays uncompacted (topic: max.compaction.lag.ms)"),
+    int("log.cleaner.min.compaction.lag.ms", 0, LONG_MAX, "0", "shortest time a record stays uncompacted (topic: min.compaction.lag.ms)"),
+    int("log.message.timestamp.after.max.ms", 0, LONG_MAX, "3600000", "topic: message.timestamp.after.max.ms; not enforced yet"),
+    int("log.message.timestamp.before.max.ms", 0, LONG_MAX, "9223372036854775807", "topic: message.timestamp.before.max.ms; not enforced yet"),
+    ConfigDef {
+        name: "log.cleaner.min.cleanable.ratio",
+        kind: Kind::Double { min: 0.0, max: 1.0 },
+        default: "0.5",
+        doc: "dirty share of a log that triggers compaction (topic: min.cleanable.dirty.ratio)",
+    },
+    int("min.insync.replicas", 1, I32_MAX, "1", "topic: min.insync.replicas; single node, not enforced"),
+    boolean("log.preallocate", "false", "topic: preallocate; not enforced"),
+    int("log.roll.jitter.ms", 0, LONG_MAX, "0", "topic: segment.jitter.ms; not enforced"),
+    boolean("unclean.leader.election.enable", "false", "topic: unclean.leader.election.enable; single node, nothing to elect"),
+    int(
+        "max.request.partition.size.limit",
+        1,
+        I32_MAX,
+        "2000",
+        "most partitions one DescribeTopicPartitions response describes",
+    ),
+    // Metadata log (admin).
+    int(
+        "metadata.log.max.record.bytes.between.snapshots",
+        1024,
+        LONG_MAX,
+        "20971520",
+        "metadata log bytes written after which the image is snapshotted and the log started afresh",
+    ),
 ];
 
-/// Topic-level settings and the broker setting each one defaults to.
-pub const TOPIC_CONFIGS: &[(ConfigDef, &str)] = &[
-    (int("segment.bytes", 14, I32_MAX, "", "segment size before a roll"), "log.segment.bytes"),
-    (int("segment.ms", 1, LONG_MAX, "", "segment age before a roll"), "log.roll.ms"),
-    (int("segment.index.bytes", 4, I32_MAX, "", "offset index size before a roll"), "log.index.size.max.bytes"),
-    (int("index.interval.bytes", 0, I32_MAX, "", "log bytes between offset index entries"), "log.index.interval.bytes"),
-    (int("flush.messages", 1, LONG_MAX, "", "unflushed messages that force an fsync"), "log.flush.interval.messages"),
-    (int("flush.ms", 0, LONG_MAX, "", "age of unflushed data that forces an fsync"), "log.flush.interval.ms"),
-    (int("max.message.bytes", 0, I32_MAX, "", "largest record batch accepted"), "message.max.bytes"),
-    (
-        ConfigDef {
-            name: "message.timestamp.type",
-            kind: Kind::Choice(TIMESTAMP_TYPES),
-            default: "",
-            doc: "CreateTime or LogAppendTime",
-        },
-        "log.message.timestamp.type",
-    ),
-    (int("retention.ms", -1, LONG_MAX, "", "retention by time"), "log.retention.ms"),
-    (int("retention.bytes", -1, LONG_MAX, "", "retention by size"), "log.retention.bytes"),
-    (
-        ConfigDef {
-            name: "cleanup.policy",
-            kind: Kind::Choice(CLEANUP_POLICIES),
-            default: "",
-            doc: "delete or compact",
-        },
+/// A topic-level setting: its definition (with Kafka's default), the broker
+/// setting it falls back to and whether Runnel acts on it yet.
+#[derive(Clone, Copy, Debug)]
+pub struct TopicConfigDef {
+    pub def: ConfigDef,
+    /// The broker-level key whose effective value applies when the topic has
+    /// no override; `None` when Kafka has no broker-level synonym.
+    pub synonym: Option<&'static str>,
+    /// False for settings Runnel accepts, stores and reports but does not act
+    /// on yet (their doc string says so; docs/OPERATIONS.md lists them).
+    pub enforced: bool,
+}
+
+const fn topic(def: ConfigDef, synonym: &'static str, enforced: bool) -> TopicConfigDef {
+    TopicConfigDef { def, synonym: Some(synonym), enforced }
+}
+
+const fn topic_only(def: ConfigDef, enforced: bool) -> TopicConfigDef {
+    TopicConfigDef { def, synonym: None, enforced }
+}
+
+const fn boolean(name: &'static str, default: &'static str, doc: &'static str) -> ConfigDef {
+    ConfigDef { name, kind: Kind::Bool, default, doc }
+}
+
+const fn choice(
+    name: &'static str,
+    choices: &'static [&'static str],
+    default: &'static str,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef { name, kind: Kind::Choice(choices), default, doc }
+}
+
+const fn list(
+    name: &'static str,
+    items: Option<&'static [&'static str]>,
+    default: &'static str,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef { name, kind: Kind::List(items), default, doc }
+}
+
+const NOT_ENFORCED: &str = "accepted and stored; Runnel does not act on it yet";
+
+/// Every topic-level setting of Apache Kafka 4.x, with its broker-level
+/// synonym. Defaults are Kafka's, except `flush.messages` (Runnel: 1).
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    topic(
+        list("cleanup.policy", Some(CLEANUP_POLICIES), "delete", "delete (retention) and/or compact (the log cleaner)"),
         "log.cleanup.policy",
+        true,
+    ),
+    topic(
+        choice(
+            "compression.type",
+            COMPRESSION_TYPES,
+            "producer",
+            "final compression of the topic's batches; not enforced yet: batches keep the producer's compression",
+        ),
+        "compression.type",
+        false,
+    ),
+    topic(int("compression.gzip.level", -1, 9, "-1", NOT_ENFORCED), "compression.gzip.level", false),
+    topic(int("compression.lz4.level", 1, 17, "9", NOT_ENFORCED), "compression.lz4.level", false),
+    topic(int("compression.zstd.level", -131072, 22, "3", NOT_ENFORCED), "compression.zstd.level", false),
+    topic(
+        int("delete.retention.ms", 0, LONG_MAX, "86400000", "how long tombstones are kept in compacted topics"),
+        "log.cleaner.delete.retention.ms",
+        true,
+    ),
+    topic(
+        int("file.delete.delay.ms", 0, LONG_MAX, "60000", "delay before a deleted segment's files are removed"),
+        "log.segment.delete.delay.ms",
+        true,
+    ),
+    topic(
+        int("flush.messages", 1, LONG_MAX, "1", "unflushed messages that force an fsync"),
+        "log.flush.interval.messages",
+        true,
+    ),
+    topic(
+        int("flush.ms", 0, LONG_MAX, "9223372036854775807", "age of unflushed data that forces an fsync"),
+        "log.flush.interval.ms",
+        true,
+    ),
+    topic_only(
+        list(
+            "follower.replication.throttled.replicas",
+            None,
+            "",
+            "replicas throttled on the follower side; single node: no replication to throttle",
+        ),
+        false,
+    ),
+    topic(
+        int("index.interval.bytes", 0, I32_MAX, "4096", "log bytes between offset index entries"),
+        "log.index.interval.bytes",
+        true,
+    ),
+    topic_only(
+        list(
+            "leader.replication.throttled.replicas",
+            None,
+            "",
+            "replicas throttled on the leader side; single node: no replication to throttle",
+        ),
+        false,
+    ),
+    topic(
+        int(
+            "local.retention.bytes",
+            -2,
+            LONG_MAX,
+            "-2",
+            "local retention with tiered storage; not enforced (no tiered storage)",
+        ),
+        "log.local.retention.bytes",
+        false,
+    ),
+    topic(
+        int(
+            "local.retention.ms",
+            -2,
+            LONG_MAX,
+            "-2",
+            "local retention with tiered storage; not enforced (no tiered storage)",
+        ),
+        "log.local.retention.ms",
+        false,
+    ),
+    topic(
+        int("max.compaction.lag.ms", 1, LONG_MAX, "9223372036854775807", "longest time a record stays uncompacted"),
+        "log.cleaner.max.compaction.lag.ms",
+        true,
+    ),
+    topic(int("max.message.bytes", 0, I32_MAX, "1048588", "largest record batch accepted"), "message.max.bytes", true),
+    topic(
+        int(
+            "message.timestamp.after.max.ms",
+            0,
+            LONG_MAX,
+            "3600000",
+            "how far a CreateTime may lie in the future; not enforced yet",
+        ),
+        "log.message.timestamp.after.max.ms",
+        false,
+    ),
+    topic(
+        int(
+            "message.timestamp.before.max.ms",
+            0,
+            LONG_MAX,
+            "9223372036854775807",
+            "how far a CreateTime may lie in the past; not enforced yet",
+        ),
+        "log.message.timestamp.before.max.ms",
+        false,
+    ),
+    topic(
+        choice("message.timestamp.type", TIMESTAMP_TYPES, "CreateTime", "CreateTime or LogAppendTime"),
+        "log.message.timestamp.type",
+        true,
+    ),
+    topic(
+        ConfigDef {
+            name: "min.cleanable.dirty.ratio",
+            kind: Kind::Double { min: 0.0, max: 1.0 },
+            default: "0.5",
+            doc: "dirty share of a log that triggers compaction",
+        },
+        "log.cleaner.min.cleanable.ratio",
+        true,
+    ),
+    topic(
+        int("min.compaction.lag.ms", 0, LONG_MAX, "0", "shortest time a record stays uncompacted"),
+        "log.cleaner.min.compaction.lag.ms",
+        true,
+    ),
+    topic(
+        int(
+            "min.insync.replicas",
+            1,
+            I32_MAX,
+            "1",
+            "replicas that must acknowledge acks=all; single node: the leader alone, not enforced",
+        ),
+        "min.insync.replicas",
+        false,
+    ),
+    topic(boolean("preallocate", "false", "preallocate segment files; not enforced"), "log.preallocate", false),
+    topic_only(
+        boolean(
+            "remote.log.copy.disable",
+            "false",
+            "tiered storage: stop copying to remote storage; no tiered storage",
+        ),
+        false,
+    ),
+    topic_only(
+        boolean(
+            "remote.log.delete.on.disable",
+            "false",
+            "tiered storage: delete remote data when disabled; no tiered storage",
+        ),
+        false,
+    ),
+    topic_only(
+        boolean("remote.storage.enable", "false", "tiered storage; Runnel has none, so only false is accepted"),
+        true,
+    ),
+    topic(int("retention.bytes", -1, LONG_MAX, "-1", "retention by size per partition"), "log.retention.bytes", true),
+    topic(int("retention.ms", -1, LONG_MAX, "604800000", "retention by time"), "log.retention.ms", true),
+    topic(int("segment.bytes", 14, I32_MAX, "1073741824", "segment size before a roll"), "log.segment.bytes", true),
+    topic(
+        int("segment.index.bytes", 4, I32_MAX, "10485760", "offset index size before a roll"),
+        "log.index.size.max.bytes",
+        true,
+    ),
+    topic(
+        int("segment.jitter.ms", 0, LONG_MAX, "0", "random jitter subtracted from segment.ms; not enforced"),
+        "log.roll.jitter.ms",
+        false,
+    ),
+    topic(int("segment.ms", 1, LONG_MAX, "604800000", "segment age before a roll"), "log.roll.ms", true),
+    topic(
+        boolean(
+            "unclean.leader.election.enable",
+            "false",
+            "elect an out-of-sync replica as leader; single node: nothing to elect",
+        ),
+        "unclean.leader.election.enable",
+        false,
     ),
 ];
+
+/// The topic setting named `key`.
+pub fn topic_config(key: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|t| t.def.name == key)
+}
+
+/// The broker setting named `key`.
+pub fn broker_config(key: &str) -> Option<&'static ConfigDef> {
+    BROKER_CONFIGS.iter().find(|d| d.name == key)
+}
+
+/// Broker settings that IncrementalAlterConfigs and AlterConfigs may change at
+/// run time (per broker or as the cluster default): every broker synonym of a
+/// topic setting plus [`DYNAMIC_BROKER_EXTRA`]. The others are read-only.
+pub fn is_dynamic_broker_key(key: &str) -> bool {
+    DYNAMIC_BROKER_EXTRA.contains(&key) || TOPIC_CONFIGS.iter().any(|t| t.synonym == Some(key))
+}
+
+/// Dynamic broker settings that are not the synonym of a topic setting.
+pub const DYNAMIC_BROKER_EXTRA: &[&str] = &["num.partitions"];
 
 /// A setting's value could not be accepted.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -257,6 +532,8 @@ pub enum ConfigError {
     UnknownKey(String),
     #[error("invalid value '{value}' for config '{key}': {reason}")]
     InvalidValue { key: String, value: String, reason: String },
+    #[error("config '{0}' cannot be updated dynamically")]
+    ReadOnly(String),
     #[error("config file {path}: {reason}")]
     File { path: String, reason: String },
 }
@@ -291,6 +568,50 @@ pub fn validate(def: &ConfigDef, value: &str) -> Result<String, ConfigError> {
             .parse::<SocketAddr>()
             .map(|a| a.to_string())
             .map_err(|_| invalid("must be host:port with a numeric IP".into())),
+        Kind::Double { min, max } => {
+            let parsed: f64 = value.parse().map_err(|_| invalid("not a number".into()))?;
+            if !parsed.is_finite() || parsed < min || parsed > max {
+                return Err(invalid(format!("must be between {min} and {max}")));
+            }
+            Ok(value.to_string())
+        }
+        Kind::List(choices) => {
+            let items = split_list(value);
+            if let Some(choices) = choices {
+                if items.is_empty() {
+                    return Err(invalid(format!("must list at least one of {}", choices.join(" | "))));
+                }
+                if let Some(bad) = items.iter().find(|i| !choices.iter().any(|c| c.eq_ignore_ascii_case(i))) {
+                    return Err(invalid(format!("'{bad}' is not one of {}", choices.join(" | "))));
+                }
+            }
+            if def.name == "leader.replication.throttled.replicas"
+                || def.name == "follower.replication.throttled.replicas"
+            {
+                check_throttled_replicas(&items).map_err(|reason| invalid(reason.into()))?;
+            }
+            Ok(items.iter().map(|i| i.to_ascii_lowercase()).collect::<Vec<_>>().join(","))
+        }
+    }
+}
+
+/// The items of a list value: comma-separated, blanks trimmed, empties dropped.
+pub fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// Kafka's form for throttled replicas: `*` or `partition:broker` pairs.
+fn check_throttled_replicas(items: &[String]) -> Result<(), &'static str> {
+    if items.len() == 1 && items[0] == "*" {
+        return Ok(());
+    }
+    let pair = |s: &String| {
+        s.split_once(':').is_some_and(|(p, b)| p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok())
+    };
+    if items.iter().all(pair) {
+        Ok(())
+    } else {
+        Err("must be '*' or a list of partition:broker pairs")
     }
 }
 
@@ -302,6 +623,10 @@ pub enum Source {
     /// A `RUNNEL_` environment variable.
     Env,
     Override,
+    /// Set at run time for this broker (IncrementalAlterConfigs/AlterConfigs).
+    DynamicBroker,
+    /// Set at run time as the cluster-wide default (resource name `""`).
+    DynamicDefault,
 }
 
 /// The environment variable that overrides `key`: `RUNNEL_` and the key in
@@ -459,13 +784,38 @@ impl BrokerConfig {
     pub fn checkpoint_interval_ms(&self) -> u64 {
         self.int("log.flush.offset.checkpoint.interval.ms") as u64
     }
+    pub fn max_request_partition_size_limit(&self) -> i32 {
+        self.int("max.request.partition.size.limit") as i32
+    }
+    pub fn metadata_snapshot_after_bytes(&self) -> u64 {
+        self.int("metadata.log.max.record.bytes.between.snapshots") as u64
+    }
     pub fn shutdown_timeout_ms(&self) -> u64 {
         self.int("shutdown.timeout.ms") as u64
     }
 
-    /// The effective broker-level value behind a topic setting.
+    /// The effective broker-level value behind a topic setting (Kafka's
+    /// default for a setting without a broker synonym).
     pub fn topic_default(&self, topic_key: &str) -> Option<&str> {
-        TOPIC_CONFIGS.iter().find(|(d, _)| d.name == topic_key).map(|(_, broker_key)| self.str(broker_key))
+        topic_config(topic_key).map(|t| match t.synonym {
+            Some(broker_key) => self.str(broker_key),
+            None => t.def.default,
+        })
+    }
+
+    /// This configuration with dynamic settings layered on top: the cluster
+    /// default (`""` resource) first, then this broker's own. Values were
+    /// validated when they were altered.
+    pub fn with_dynamic(&self, cluster: &BTreeMap<String, String>, node: &BTreeMap<String, String>) -> BrokerConfig {
+        let mut out = self.clone();
+        for (layer, source) in [(cluster, Source::DynamicDefault), (node, Source::DynamicBroker)] {
+            for (key, value) in layer {
+                if let Some(def) = broker_config(key) {
+                    out.values.insert(def.name, (value.clone(), source));
+                }
+            }
+        }
+        out
     }
 
     /// The storage configuration of a topic: broker defaults overlaid with the
@@ -497,9 +847,17 @@ impl BrokerConfig {
             retention_ms: get("retention.ms"),
             retention_bytes: get("retention.bytes"),
             retention_enabled: cleanup_policy.split(',').any(|p| p.trim() == "delete"),
-            file_delete_delay_ms: self.int("log.segment.delete.delay.ms"),
+            file_delete_delay_ms: get("file.delete.delay.ms"),
             compact: cleanup_policy.split(',').any(|p| p.trim() == "compact"),
-            ..LogConfig::default()
+            min_cleanable_dirty_ratio: topic_configs
+                .get("min.cleanable.dirty.ratio")
+                .map(String::as_str)
+                .or_else(|| self.topic_default("min.cleanable.dirty.ratio"))
+                .and_then(|v| v.parse().ok())
+                .expect("validated topic config"),
+            delete_retention_ms: get("delete.retention.ms"),
+            min_compaction_lag_ms: get("min.compaction.lag.ms"),
+            max_compaction_lag_ms: get("max.compaction.lag.ms"),
         }
     }
 
@@ -515,21 +873,42 @@ pub fn validate_topic_configs<'a>(
 ) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut out = BTreeMap::new();
     for (key, value) in configs {
-        let def = TOPIC_CONFIGS
-            .iter()
-            .map(|(d, _)| d)
-            .find(|d| d.name == key)
-            .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
         let Some(value) = value else {
+            // Reported under the key's name, known or not.
+            topic_config(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
             return Err(ConfigError::InvalidValue {
                 key: key.into(),
                 value: "null".into(),
                 reason: "a value is required".into(),
             });
         };
-        out.insert(def.name.to_string(), validate(def, value)?);
+        let (name, value) = validate_topic_config(key, value)?;
+        out.insert(name.to_string(), value);
     }
     Ok(out)
+}
+
+/// Validates one topic setting; returns its name and canonical value.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(&'static str, String), ConfigError> {
+    let t = topic_config(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    let value = validate(&t.def, value)?;
+    if t.def.name == "remote.storage.enable" && value == "true" {
+        return Err(ConfigError::InvalidValue {
+            key: key.into(),
+            value,
+            reason: "tiered storage is not available on this broker".into(),
+        });
+    }
+    Ok((t.def.name, value))
+}
+
+/// Validates one dynamic broker setting; returns its name and canonical value.
+pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(&'static str, String), ConfigError> {
+    let def = broker_config(key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+    if !is_dynamic_broker_key(def.name) {
+        return Err(ConfigError::ReadOnly(key.to_string()));
+    }
+    Ok((def.name, validate(def, value)?))
 }
 
 fn flatten_toml(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
@@ -608,6 +987,87 @@ mod tests {
         assert_eq!(config.num_partitions(), 4);
         assert!(!config.auto_create_topics());
         assert_eq!(config.get("log.segment.bytes"), Some(("1048576", Source::File)));
+    }
+
+    #[test]
+    fn every_topic_config_has_a_real_synonym_with_the_same_default() {
+        for t in TOPIC_CONFIGS {
+            validate(&t.def, t.def.default).unwrap_or_else(|e| panic!("default of {}: {e}", t.def.name));
+            if let Some(synonym) = t.synonym {
+                let def = broker_config(synonym).unwrap_or_else(|| panic!("{synonym} is not a broker key"));
+                assert_eq!(def.default, t.def.default, "{} vs {synonym}", t.def.name);
+                assert!(is_dynamic_broker_key(synonym), "{synonym}");
+            }
+        }
+        // Keys Kafka clients send at creation (librdkafka 0081 among them).
+        for (key, value) in [
+            ("compression.type", "lz4"),
+            ("delete.retention.ms", "900"),
+            ("file.delete.delay.ms", "0"),
+            ("min.insync.replicas", "1"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "100"),
+            ("unclean.leader.election.enable", "TRUE"),
+            ("preallocate", "false"),
+            ("segment.jitter.ms", "5"),
+            ("message.timestamp.before.max.ms", "1000"),
+            ("message.timestamp.after.max.ms", "1000"),
+            ("local.retention.ms", "-2"),
+            ("local.retention.bytes", "-2"),
+            ("remote.storage.enable", "false"),
+            ("leader.replication.throttled.replicas", "0:1,1:1"),
+            ("follower.replication.throttled.replicas", "*"),
+            ("max.message.bytes", "2000"),
+            ("cleanup.policy", "compact, delete"),
+        ] {
+            validate_topic_config(key, value).unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        }
+        assert_eq!(validate_topic_config("cleanup.policy", "Compact, delete").unwrap().1, "compact,delete");
+        assert_eq!(validate_topic_config("unclean.leader.election.enable", "TRUE").unwrap().1, "true");
+    }
+
+    #[test]
+    fn topic_values_are_checked_by_type_and_range_and_name_the_key() {
+        for (key, value) in [
+            ("compression.type", "brotli"),
+            ("delete.retention.ms", "-1"),
+            ("min.cleanable.dirty.ratio", "1.01"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("min.cleanable.dirty.ratio", "half"),
+            ("min.insync.replicas", "0"),
+            ("preallocate", "yes"),
+            ("max.compaction.lag.ms", "0"),
+            ("local.retention.ms", "-3"),
+            ("remote.storage.enable", "true"),
+            ("leader.replication.throttled.replicas", "0-1"),
+            ("cleanup.policy", ""),
+            ("cleanup.policy", "delete,shred"),
+            ("segment.bytes", "13"),
+        ] {
+            let err = validate_topic_config(key, value).expect_err(&format!("{key}={value}"));
+            assert!(err.to_string().contains(key), "{key}={value}: {err}");
+        }
+        assert_eq!(validate_topic_config("no.such", "1").unwrap_err(), ConfigError::UnknownKey("no.such".into()));
+    }
+
+    #[test]
+    fn dynamic_layers_override_static_values() {
+        let mut config = BrokerConfig::default();
+        config.set("log.retention.ms", "1000", Source::File).unwrap();
+        let cluster: BTreeMap<String, String> = [("log.retention.ms", "2000"), ("message.max.bytes", "500")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let node: BTreeMap<String, String> = [("message.max.bytes".to_string(), "700".to_string())].into();
+        let effective = config.with_dynamic(&cluster, &node);
+        assert_eq!(effective.get("log.retention.ms"), Some(("2000", Source::DynamicDefault)));
+        assert_eq!(effective.get("message.max.bytes"), Some(("700", Source::DynamicBroker)));
+        assert_eq!(effective.log_config(&BTreeMap::new()).max_message_bytes, 700);
+        assert_eq!(effective.topic_default("retention.ms"), Some("2000"));
+        assert_eq!(effective.topic_default("remote.storage.enable"), Some("false"));
+        assert!(validate_dynamic_broker_config("log.dirs", "/x").is_err());
+        assert!(!is_dynamic_broker_key("node.id") && is_dynamic_broker_key("num.partitions"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use kafka_protocol::error::ResponseError;
 use runnel_log::{BatchError, LogError};
 
 use crate::broker::TopicError;
+use crate::config::ConfigError;
 
 /// Maps an internal error to the Kafka error code for a response.
 pub trait ToErrorCode {
@@ -49,8 +50,12 @@ impl ToErrorCode for TopicError {
         match self {
             TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
             TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
-            TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            TopicError::InvalidPartitions(_) | TopicError::PartitionsNotIncreased { .. } => {
+                ResponseError::InvalidPartitions
+            }
             TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            // Kafka refuses a change to a static broker setting as an invalid request.
+            TopicError::InvalidConfig(ConfigError::ReadOnly(_)) => ResponseError::InvalidRequest,
             TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
             TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
             TopicError::Meta(_) | TopicError::Log(_) => ResponseError::KafkaStorageError,

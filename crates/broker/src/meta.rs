@@ -28,6 +28,15 @@ pub enum MetadataRecord {
     Topic { name: String, id: Uuid, partitions: i32, configs: BTreeMap<String, String> },
     /// A topic removed by id.
     RemoveTopic { id: Uuid },
+    /// A topic's overrides replaced as a whole (IncrementalAlterConfigs,
+    /// AlterConfigs).
+    TopicConfigChanged { id: Uuid, configs: BTreeMap<String, String> },
+    /// Dynamic broker settings replaced as a whole: for one node, or the
+    /// cluster-wide default when `node` is `None`.
+    BrokerConfigChanged { node: Option<i32>, configs: BTreeMap<String, String> },
+    /// A topic's partition count raised (CreatePartitions); absolute, so
+    /// replaying it twice changes nothing.
+    PartitionsCreated { id: Uuid, partitions: i32 },
 }
 
 /// What the image knows about a topic.
@@ -40,10 +49,19 @@ pub struct TopicMeta {
 }
 
 /// The current metadata: the result of applying every record in order.
-#[derive(Clone, Debug, Default)]
+///
+/// Every record sets state absolutely (keyed by topic name or id, or by
+/// broker), so applying a record a second time, or applying an older record
+/// and then every later one again, gives the same image. Snapshot replay
+/// relies on it (see [`MetadataStore::snapshot`]).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetadataImage {
     topics: BTreeMap<String, TopicMeta>,
     ids: BTreeMap<Uuid, String>,
+    /// Dynamic broker settings per node id.
+    node_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Dynamic cluster-wide default broker settings.
+    cluster_configs: BTreeMap<String, String>,
 }
 
 impl MetadataImage {
@@ -63,6 +81,49 @@ impl MetadataImage {
                     self.topics.remove(&name);
                 }
             }
+            MetadataRecord::TopicConfigChanged { id, configs } => {
+                if let Some(topic) = self.ids.get(id).and_then(|name| self.topics.get_mut(name)) {
+                    topic.configs = configs.clone();
+                }
+            }
+            MetadataRecord::BrokerConfigChanged { node: None, configs } => self.cluster_configs = configs.clone(),
+            MetadataRecord::BrokerConfigChanged { node: Some(node), configs } => {
+                if configs.is_empty() {
+                    self.node_configs.remove(node);
+                } else {
+                    self.node_configs.insert(*node, configs.clone());
+                }
+            }
+            MetadataRecord::PartitionsCreated { id, partitions } => {
+                if let Some(topic) = self.ids.get(id).and_then(|name| self.topics.get_mut(name)) {
+                    topic.partitions = topic.partitions.max(*partitions);
+                }
+            }
+        }
+    }
+
+    /// Records that rebuild this image from an empty one: the snapshot.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let topics = self.topics.values().map(|t| MetadataRecord::Topic {
+            name: t.name.clone(),
+            id: t.id,
+            partitions: t.partitions,
+            configs: t.configs.clone(),
+        });
+        let cluster = (!self.cluster_configs.is_empty())
+            .then(|| MetadataRecord::BrokerConfigChanged { node: None, configs: self.cluster_configs.clone() });
+        let nodes = self
+            .node_configs
+            .iter()
+            .map(|(node, configs)| MetadataRecord::BrokerConfigChanged { node: Some(*node), configs: configs.clone() });
+        topics.chain(cluster).chain(nodes).collect()
+    }
+
+    /// Dynamic settings of broker `node`, or the cluster default for `None`.
+    pub fn broker_configs(&self, node: Option<i32>) -> BTreeMap<String, String> {
+        match node {
+            None => self.cluster_configs.clone(),
+            Some(node) => self.node_configs.get(&node).cloned().unwrap_or_default(),
         }
     }
 
@@ -85,20 +146,45 @@ impl MetadataImage {
 pub enum MetaError {
     #[error("metadata log {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A snapshot is written whole and fsynced before it is renamed into
+    /// place, so a bad line in it is corruption, not a torn write.
+    #[error("metadata snapshot {path}: corrupt line {line}")]
+    CorruptSnapshot { path: PathBuf, line: usize },
 }
 
+/// Kafka's default for `metadata.log.max.record.bytes.between.snapshots`.
+pub const SNAPSHOT_AFTER_BYTES_DEFAULT: u64 = 20 * 1024 * 1024;
+
 /// The local metadata log plus the image it produces.
+///
+/// Layout in `<data>/__cluster_metadata/`: `metadata.snapshot` (optional; the
+/// image as records, same line format) and `metadata.log` (records written
+/// since that snapshot). Once the log holds more than `snapshot_after_bytes`
+/// the image is snapshotted and the log emptied.
 pub struct MetadataStore {
+    dir: PathBuf,
     path: PathBuf,
     file: File,
     image: MetadataImage,
     cluster_id: String,
+    /// Bytes in `metadata.log` now.
+    log_bytes: u64,
+    snapshot_after_bytes: u64,
 }
 
+const SNAPSHOT_FILE: &str = "metadata.snapshot";
+const SNAPSHOT_TMP_FILE: &str = "metadata.snapshot.tmp";
+
 impl MetadataStore {
-    /// Opens (or creates) `<data_dir>/__cluster_metadata/`, replays the log and
-    /// truncates a torn last record.
+    /// Opens (or creates) `<data_dir>/__cluster_metadata/` with the default
+    /// snapshot bound.
     pub fn open(data_dir: &Path) -> Result<MetadataStore, MetaError> {
+        MetadataStore::open_with(data_dir, SNAPSHOT_AFTER_BYTES_DEFAULT)
+    }
+
+    /// Opens (or creates) the store: loads the snapshot if there is one,
+    /// replays the log on top of it and truncates a torn last record.
+    pub fn open_with(data_dir: &Path, snapshot_after_bytes: u64) -> Result<MetadataStore, MetaError> {
         let dir = data_dir.join("__cluster_metadata");
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -106,9 +192,16 @@ impl MetadataStore {
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let cluster_id = load_cluster_id(&dir).map_err(io(&dir))?;
+        // A snapshot that never got renamed into place is discarded.
+        let tmp = dir.join(SNAPSHOT_TMP_FILE);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+            _ => {}
+        }
+        let mut image = load_snapshot(&dir.join(SNAPSHOT_FILE))?;
         let path = dir.join("metadata.log");
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(io(&path))?;
-        let (image, valid_len) = replay(&file).map_err(io(&path))?;
+        let valid_len = replay(&file, &mut image).map_err(io(&path))?;
         let file_len = file.metadata().map_err(io(&path))?.len();
         if valid_len < file_len {
             tracing::warn!(path = %path.display(), valid_len, file_len, "truncating torn metadata record");
@@ -116,7 +209,7 @@ impl MetadataStore {
             file.sync_all().map_err(io(&path))?;
         }
         file.flush().map_err(io(&path))?;
-        Ok(MetadataStore { path, file, image, cluster_id })
+        Ok(MetadataStore { dir, path, file, image, cluster_id, log_bytes: valid_len, snapshot_after_bytes })
     }
 
     pub fn image(&self) -> &MetadataImage {
@@ -127,22 +220,91 @@ impl MetadataStore {
         &self.cluster_id
     }
 
-    /// Appends `record` durably (write + fdatasync), then applies it.
+    /// Bytes in the metadata log since the last snapshot.
+    pub fn log_bytes(&self) -> u64 {
+        self.log_bytes
+    }
+
+    /// Appends `record` durably (write + fdatasync), then applies it. When the
+    /// log has grown past its bound, snapshots the image afterwards; the
+    /// record is durable either way, so a failed snapshot is logged and
+    /// retried on the next append.
     pub fn append(&mut self, record: MetadataRecord) -> Result<(), MetaError> {
-        let json = serde_json::to_string(&record).expect("metadata records serialize");
-        let line = format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes()));
+        let line = encode_line(&record);
         let io = |source| MetaError::Io { path: self.path.clone(), source };
         self.file.write_all(line.as_bytes()).map_err(io)?;
         self.file.sync_data().map_err(|source| MetaError::Io { path: self.path.clone(), source })?;
+        self.log_bytes += line.len() as u64;
         self.image.apply(&record);
+        if self.log_bytes > self.snapshot_after_bytes {
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "metadata snapshot failed; the log keeps growing until one succeeds");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the image to `metadata.snapshot` atomically (temp file, fsync,
+    /// rename, directory fsync), then empties the log. A crash after the
+    /// rename and before the truncation leaves snapshot plus the whole old
+    /// log, which replays to the same image (see [`MetadataImage`]).
+    pub fn snapshot(&mut self) -> Result<(), MetaError> {
+        let started = std::time::Instant::now();
+        let tmp = self.dir.join(SNAPSHOT_TMP_FILE);
+        let target = self.dir.join(SNAPSHOT_FILE);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| MetaError::Io { path: path.clone(), source }
+        };
+        let records = self.image.to_records();
+        let mut text = String::new();
+        for record in &records {
+            text.push_str(&encode_line(record));
+        }
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
+        self.file.set_len(0).map_err(io(&self.path))?;
+        self.file.sync_all().map_err(io(&self.path))?;
+        let log_bytes = std::mem::take(&mut self.log_bytes);
+        crate::metrics::metadata_snapshot_written();
+        tracing::info!(
+            records = records.len(),
+            snapshot_bytes = text.len(),
+            log_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "metadata snapshot written"
+        );
         Ok(())
     }
 }
 
-/// Replays every intact record; returns the image and the byte length of the
-/// intact prefix.
-fn replay(file: &File) -> std::io::Result<(MetadataImage, u64)> {
+fn encode_line(record: &MetadataRecord) -> String {
+    let json = serde_json::to_string(record).expect("metadata records serialize");
+    format!("{:08x} {json}\n", crc32c::crc32c(json.as_bytes()))
+}
+
+/// The image a snapshot holds; empty when there is none.
+fn load_snapshot(path: &Path) -> Result<MetadataImage, MetaError> {
     let mut image = MetadataImage::default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(image),
+        Err(source) => return Err(MetaError::Io { path: path.to_path_buf(), source }),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let record = parse_line(line).ok_or(MetaError::CorruptSnapshot { path: path.to_path_buf(), line: i + 1 })?;
+        image.apply(&record);
+    }
+    Ok(image)
+}
+
+/// Applies every intact record of the log to `image`; returns the byte length
+/// of the intact prefix.
+fn replay(file: &File, image: &mut MetadataImage) -> std::io::Result<u64> {
     let mut reader = BufReader::new(file);
     let mut valid_len = 0u64;
     let mut line = String::new();
@@ -163,7 +325,7 @@ fn replay(file: &File) -> std::io::Result<(MetadataImage, u64)> {
         }
         valid_len += n as u64;
     }
-    Ok((image, valid_len))
+    Ok(valid_len)
 }
 
 fn parse_line(line: &str) -> Option<MetadataRecord> {
@@ -236,6 +398,87 @@ mod tests {
         drop(store);
         let store = MetadataStore::open(dir.path()).unwrap();
         assert!(store.image().topic("after").is_some());
+    }
+
+    fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// A stream of every record kind, with deletes and re-creations.
+    fn changes(store: &mut MetadataStore, round: usize) {
+        let name = format!("t{}", round % 5);
+        if let Some(old) = store.image().topic(&name).cloned() {
+            store.append(MetadataRecord::RemoveTopic { id: old.id }).unwrap();
+        }
+        let id = Uuid::new_v4();
+        store.append(MetadataRecord::Topic { name, id, partitions: 1, configs: BTreeMap::new() }).unwrap();
+        store.append(MetadataRecord::PartitionsCreated { id, partitions: 2 + round as i32 }).unwrap();
+        let value = round.to_string();
+        store.append(MetadataRecord::TopicConfigChanged { id, configs: configs(&[("retention.ms", &value)]) }).unwrap();
+        let node = if round.is_multiple_of(2) { None } else { Some(1) };
+        let configs = configs(&[("log.retention.ms", &value)]);
+        store.append(MetadataRecord::BrokerConfigChanged { node, configs }).unwrap();
+    }
+
+    // Goal: snapshots bound the log and lose nothing. Method: a small bound,
+    // many changes, then reopen and compare with the image kept in memory.
+    #[test]
+    fn snapshots_bound_the_log_and_replay_to_the_same_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetadataStore::open_with(dir.path(), 2048).unwrap();
+        for round in 0..60 {
+            changes(&mut store, round);
+            assert!(store.log_bytes() <= 2048 + 1024, "round {round}: {}", store.log_bytes());
+        }
+        let expected = store.image().clone();
+        assert!(dir.path().join("__cluster_metadata/metadata.snapshot").exists());
+        assert_eq!(expected.broker_configs(None), configs(&[("log.retention.ms", "58")]));
+        assert_eq!(expected.broker_configs(Some(1)), configs(&[("log.retention.ms", "59")]));
+        assert_eq!(expected.topic("t4").unwrap().partitions, 61);
+        drop(store);
+        let store = MetadataStore::open_with(dir.path(), 2048).unwrap();
+        assert_eq!(store.image(), &expected);
+    }
+
+    // Goal: a crash between the snapshot's rename and the log's truncation
+    // replays to the same image. Method: put the old log back after a
+    // snapshot, as if the truncation never happened; leave a stale temp file.
+    #[test]
+    fn snapshot_plus_the_whole_old_log_replays_to_the_same_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetadataStore::open(dir.path()).unwrap();
+        for round in 0..12 {
+            changes(&mut store, round);
+        }
+        let log = dir.path().join("__cluster_metadata/metadata.log");
+        let old_log = std::fs::read(&log).unwrap();
+        let expected = store.image().clone();
+        store.snapshot().unwrap();
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+        drop(store);
+        std::fs::write(&log, &old_log).unwrap();
+        std::fs::write(dir.path().join("__cluster_metadata/metadata.snapshot.tmp"), b"half a snap").unwrap();
+        let mut store = MetadataStore::open(dir.path()).unwrap();
+        assert_eq!(store.image(), &expected);
+        assert!(!dir.path().join("__cluster_metadata/metadata.snapshot.tmp").exists());
+        // Appends after the snapshot replay on top of it.
+        changes(&mut store, 12);
+        let expected = store.image().clone();
+        drop(store);
+        assert_eq!(MetadataStore::open(dir.path()).unwrap().image(), &expected);
+    }
+
+    #[test]
+    fn corrupt_snapshot_is_an_error_not_a_silent_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetadataStore::open(dir.path()).unwrap();
+        store.append(topic("a", 1)).unwrap();
+        store.snapshot().unwrap();
+        drop(store);
+        let path = dir.path().join("__cluster_metadata/metadata.snapshot");
+        let text = std::fs::read_to_string(&path).unwrap().replace("\"a\"", "\"b\"");
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(MetadataStore::open(dir.path()), Err(MetaError::CorruptSnapshot { line: 1, .. })));
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub const CLEANER_RUNS: &str = "runnel_cleaner_runs_total";
 pub const CLEANER_BYTES_READ: &str = "runnel_cleaner_bytes_read_total";
 pub const CLEANER_BYTES_WRITTEN: &str = "runnel_cleaner_bytes_written_total";
 pub const CLEANER_RECORDS_REMOVED: &str = "runnel_cleaner_records_removed_total";
+pub const METADATA_SNAPSHOTS: &str = "runnel_metadata_snapshots_total";
+pub const CONFIG_CHANGES: &str = "runnel_config_changes_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 
@@ -112,6 +114,8 @@ fn describe() {
     describe_counter!(CLEANER_BYTES_READ, Unit::Bytes, "Segment bytes read by the log cleaner");
     describe_counter!(CLEANER_BYTES_WRITTEN, Unit::Bytes, "Cleaned segment bytes written by the log cleaner");
     describe_counter!(CLEANER_RECORDS_REMOVED, "Superseded records and expired tombstones removed by the log cleaner");
+    describe_counter!(METADATA_SNAPSHOTS, "Metadata log snapshots written");
+    describe_counter!(CONFIG_CHANGES, "Topic and broker config changes applied, by resource type");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }
@@ -137,6 +141,16 @@ impl TopicCounters {
     }
 }
 
+/// Counts one metadata snapshot.
+pub fn metadata_snapshot_written() {
+    counter!(METADATA_SNAPSHOTS).increment(1);
+}
+
+/// Counts one applied config change of `resource` ("topic" or "broker").
+pub fn config_changed(resource: &'static str) {
+    counter!(CONFIG_CHANGES, "resource" => resource).increment(1);
+}
+
 /// A stable label for an API key.
 pub fn api_name(api: ApiKey) -> &'static str {
     match api {
@@ -148,6 +162,16 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::ApiVersions => "ApiVersions",
         ApiKey::CreateTopics => "CreateTopics",
         ApiKey::DeleteTopics => "DeleteTopics",
+        // Admin APIs.
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         _ => "Other",
     }
 }

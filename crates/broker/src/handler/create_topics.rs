@@ -15,14 +15,10 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::{Broker, TopicError};
-use crate::config::{validate_topic_configs, TOPIC_CONFIGS};
+use crate::broker::{Broker, BrokerScope, TopicError};
+use crate::config::{broker_config, validate_topic_configs, TOPIC_CONFIGS};
 use crate::error::ToErrorCode;
-
-/// Kafka's config source code for a broker default.
-const SOURCE_DEFAULT_CONFIG: i8 = 5;
-/// Kafka's config source code for a topic override.
-const SOURCE_TOPIC_CONFIG: i8 = 1;
+use crate::handler::describe_configs::{broker_chain, SOURCE_DEFAULT, SOURCE_TOPIC};
 
 pub async fn handle(broker: Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     tokio::task::spawn_blocking(move || {
@@ -99,19 +95,26 @@ fn partition_count(broker: &Broker, t: &CreatableTopic) -> Result<i32, TopicErro
     if t.replication_factor != -1 && t.replication_factor != 1 {
         return Err(TopicError::InvalidReplicationFactor(t.replication_factor));
     }
-    Ok(if t.num_partitions == -1 { broker.config.num_partitions() } else { t.num_partitions })
+    Ok(if t.num_partitions == -1 { broker.effective_config().num_partitions() } else { t.num_partitions })
 }
 
 fn describe_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+    let node = broker.dynamic_broker_configs(BrokerScope::Node);
+    let cluster = broker.dynamic_broker_configs(BrokerScope::ClusterDefault);
     TOPIC_CONFIGS
         .iter()
-        .map(|(def, _)| {
-            let (value, source) = match overrides.get(def.name) {
-                Some(v) => (v.clone(), SOURCE_TOPIC_CONFIG),
-                None => (broker.config.topic_default(def.name).unwrap_or_default().to_string(), SOURCE_DEFAULT_CONFIG),
+        .map(|t| {
+            // The same resolution as DescribeConfigs: override, then the broker synonym's chain.
+            let (value, source) = match (overrides.get(t.def.name), t.synonym.and_then(broker_config)) {
+                (Some(v), _) => (v.clone(), SOURCE_TOPIC),
+                (None, Some(def)) => {
+                    let top = broker_chain(broker, def, &node, &cluster).swap_remove(0);
+                    (top.value, top.source)
+                }
+                (None, None) => (t.def.default.to_string(), SOURCE_DEFAULT),
             };
             CreatableTopicConfigs::default()
-                .with_name(StrBytes::from_static_str(def.name))
+                .with_name(StrBytes::from_static_str(t.def.name))
                 .with_value(Some(StrBytes::from_string(value)))
                 .with_config_source(source)
         })

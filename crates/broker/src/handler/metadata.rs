@@ -22,16 +22,17 @@ use crate::error::ToErrorCode;
 use crate::handler::Endpoint;
 
 /// Kafka's "authorized operations were not requested" marker.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+pub(crate) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// Topic operations a client may perform with no authorizer configured:
 /// READ(3), WRITE(4), CREATE(5), DELETE(6), ALTER(7), DESCRIBE(8),
 /// DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11), as a bit set.
-const TOPIC_OPERATIONS_ALL: i32 =
+pub(crate) const TOPIC_OPERATIONS_ALL: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Cluster operations allowed with no authorizer: CREATE(5), ALTER(7),
 /// DESCRIBE(8), CLUSTER_ACTION(9), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11),
 /// IDEMPOTENT_WRITE(12).
-const CLUSTER_OPERATIONS_ALL: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+pub(crate) const CLUSTER_OPERATIONS_ALL: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn handle(broker: Arc<Broker>, endpoint: Endpoint, req: MetadataRequest, version: i16) -> MetadataResponse {
     let include_ops = version >= 8 && req.include_topic_authorized_operations;
@@ -97,7 +98,7 @@ async fn requested_topic(
     let creator = broker.clone();
     let topic_name = name.to_string();
     let created = tokio::task::spawn_blocking(move || {
-        let partitions = creator.config.num_partitions();
+        let partitions = creator.effective_config().num_partitions();
         creator.create_topic(&topic_name, partitions, BTreeMap::new())
     })
     .await

@@ -13,6 +13,15 @@ pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+// Admin APIs.
+pub mod alter_configs;
+pub mod create_partitions;
+pub mod delete_records;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_log_dirs;
+pub mod describe_topic_partitions;
+pub mod elect_leaders;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -71,6 +80,37 @@ pub async fn dispatch(broker: &Arc<Broker>, endpoint: &Endpoint, request: Reques
         RequestKind::DeleteTopics(req) => {
             Box::pin(async move { Some(ResponseKind::DeleteTopics(delete_topics::handle(broker, req, version).await)) })
         }
+        // Admin APIs.
+        RequestKind::DescribeConfigs(req) => Box::pin(async move {
+            Some(ResponseKind::DescribeConfigs(describe_configs::handle(broker, req, version).await))
+        }),
+        RequestKind::IncrementalAlterConfigs(req) => Box::pin(async move {
+            Some(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, req).await))
+        }),
+        RequestKind::AlterConfigs(req) => {
+            Box::pin(async move { Some(ResponseKind::AlterConfigs(alter_configs::handle(broker, req).await)) })
+        }
+        RequestKind::CreatePartitions(req) => {
+            Box::pin(async move { Some(ResponseKind::CreatePartitions(create_partitions::handle(broker, req).await)) })
+        }
+        RequestKind::DeleteRecords(req) => {
+            Box::pin(async move { Some(ResponseKind::DeleteRecords(delete_records::handle(broker, req).await)) })
+        }
+        RequestKind::DescribeCluster(req) => {
+            let response = describe_cluster::handle(&broker, endpoint, req, version);
+            Box::pin(async move { Some(ResponseKind::DescribeCluster(response)) })
+        }
+        RequestKind::DescribeLogDirs(req) => Box::pin(async move {
+            Some(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, req, version).await))
+        }),
+        RequestKind::DescribeTopicPartitions(req) => {
+            let response = describe_topic_partitions::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::DescribeTopicPartitions(response)) })
+        }
+        RequestKind::ElectLeaders(req) => {
+            let response = elect_leaders::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::ElectLeaders(response)) })
+        }
         _ => return Err(NotServed(request.api_key)),
     };
     Ok(pending)
@@ -81,5 +121,7 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+#[cfg(test)]
+mod admin_tests;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use runnel_log::{validate_batches, BatchError, Flusher};
@@ -31,10 +33,14 @@ const ACKS_LEADER: i16 = 1;
 const ACKS_ALL: i16 = -1;
 const COMPRESSION_ZSTD: i16 = 4;
 
+/// Why a partition's batch was refused: the error, its message and, for
+/// records refused one by one (KIP-467), their indexes in the batch.
+type Refused = (ResponseError, Option<String>, Vec<(i32, String)>);
+
 /// One partition's outcome after the append phase.
 struct Appended {
     index: i32,
-    result: Result<AppendOk, (ResponseError, Option<String>)>,
+    result: Result<AppendOk, Refused>,
 }
 
 struct AppendOk {
@@ -89,6 +95,7 @@ pub async fn append(
 
 fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAppended> {
     let now = now_ms();
+    let config = broker.effective_config();
     let mut out = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         // Produce v13 names topics by id (KIP-516).
@@ -96,6 +103,12 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAp
             if version >= 13 { broker.topic_by_id(&topic_data.topic_id) } else { broker.topic(&topic_data.name) };
         let unknown =
             if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+        // A compacted topic refuses records without a key, as Kafka does.
+        let compacted = topic.as_ref().is_some_and(|t| {
+            let policy = t.meta.configs.get("cleanup.policy").map(String::as_str);
+            policy.or_else(|| config.topic_default("cleanup.policy")).is_some_and(|p| p.contains("compact"))
+        });
+        let check = AppendChecks { compacted, decompressed_bytes_max: config.socket_request_max_bytes() };
         let partitions = topic_data
             .partition_data
             .into_iter()
@@ -109,6 +122,7 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAp
                     version,
                     now,
                     unknown,
+                    check,
                 ),
             })
             .collect();
@@ -117,6 +131,16 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAp
     out
 }
 
+/// Topic-level checks of a batch beyond its framing.
+#[derive(Clone, Copy)]
+struct AppendChecks {
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    compacted: bool,
+    /// Bound on a batch's decompressed size when its records are read.
+    decompressed_bytes_max: usize,
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site; the arguments are the request's parts")]
 fn append_one(
     flusher: &Flusher,
     topic: Option<&Topic>,
@@ -125,19 +149,23 @@ fn append_one(
     version: i16,
     now: i64,
     unknown: ResponseError,
-) -> Result<AppendOk, (ResponseError, Option<String>)> {
-    let partition = topic.and_then(|t| t.partition(index)).ok_or((unknown, None))?.clone();
-    let records = records.ok_or((ResponseError::InvalidRecord, Some("records are null".to_string())))?;
+    check: AppendChecks,
+) -> Result<AppendOk, Refused> {
+    let partition = topic.and_then(|t| t.partition(index)).ok_or((unknown, None, Vec::new()))?.clone();
+    let records = records.ok_or((ResponseError::InvalidRecord, Some("records are null".to_string()), Vec::new()))?;
     let config = partition.log.config();
     let validated = validate_batches(&records, config.max_message_bytes).map_err(|e| batch_error(&e))?;
     // Kafka accepts exactly one batch per partition from Produce v3 on.
     if validated.batches.len() != 1 {
         let msg = format!("produce requests with version {version} may carry exactly one record batch per partition");
-        return Err((ResponseError::InvalidRecord, Some(msg)));
+        return Err((ResponseError::InvalidRecord, Some(msg), Vec::new()));
     }
     // zstd needs Produce v7 (KIP-110); the compression codec is attributes bits 0-2.
     if version < 7 && validated.batches[0].attributes & 0x07 == COMPRESSION_ZSTD {
-        return Err((ResponseError::UnsupportedCompressionType, None));
+        return Err((ResponseError::UnsupportedCompressionType, None, Vec::new()));
+    }
+    if check.compacted {
+        check_keys(&records, check.decompressed_bytes_max)?;
     }
     let mut owned = records.to_vec();
     let info = partition.log.append(&mut owned, &validated, 0, now).map_err(|e| {
@@ -145,7 +173,7 @@ fn append_one(
         if !matches!(e, runnel_log::LogError::StorageFull { .. }) {
             tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed");
         }
-        (e.error(), Some(e.to_string()))
+        (e.error(), Some(e.to_string()), Vec::new())
     })?;
     partition.on_appended();
     partition.counters.bytes_in.increment(owned.len() as u64);
@@ -164,8 +192,27 @@ fn append_one(
     })
 }
 
-fn batch_error(e: &BatchError) -> (ResponseError, Option<String>) {
-    (e.error(), Some(e.to_string()))
+fn batch_error(e: &BatchError) -> Refused {
+    (e.error(), Some(e.to_string()), Vec::new())
+}
+
+/// A compacted topic's batch must give every record a key; otherwise the
+/// whole batch is refused with INVALID_RECORD, naming each keyless record.
+fn check_keys(batch: &[u8], decompressed_bytes_max: usize) -> Result<(), Refused> {
+    const NO_KEY: &str = "Compacted topic cannot accept message without key in topic partition";
+    let records = runnel_log::records::records(batch, decompressed_bytes_max).map_err(|e| batch_error(&e))?;
+    let mut keyless = Vec::new();
+    for (i, record) in records.enumerate() {
+        let record = record.map_err(|e| batch_error(&e))?;
+        if record.key.is_none() {
+            keyless.push((i as i32, NO_KEY.to_string()));
+        }
+    }
+    if keyless.is_empty() {
+        return Ok(());
+    }
+    let message = "One or more records have been rejected".to_string();
+    Err((ResponseError::InvalidRecord, Some(message), keyless))
 }
 
 async fn respond(appended: Appended, acks: i16, version: i16) -> PartitionProduceResponse {
@@ -189,12 +236,20 @@ async fn respond(appended: Appended, acks: i16, version: i16) -> PartitionProduc
                 done
             }
         }
-        Err((error, message)) => {
+        Err((error, message, record_errors)) => {
             metrics::counter!(crate::metrics::PRODUCE_ERRORS, "error" => format!("{error:?}")).increment(1);
             let failed = base.with_error_code(error.code()).with_base_offset(-1);
-            // Error messages are in the response from v8 (KIP-467).
+            // Error messages and per-record errors are in the response from v8 (KIP-467).
             if version >= 8 {
-                failed.with_error_message(message.map(StrBytes::from_string))
+                let record_errors = record_errors
+                    .into_iter()
+                    .map(|(i, m)| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(i)
+                            .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+                    })
+                    .collect();
+                failed.with_error_message(message.map(StrBytes::from_string)).with_record_errors(record_errors)
             } else {
                 failed
             }
@@ -211,7 +266,7 @@ fn reject_all(req: ProduceRequest, error: ResponseError) -> Vec<TopicAppended> {
             partitions: t
                 .partition_data
                 .into_iter()
-                .map(|p| Appended { index: p.index, result: Err((error, None)) })
+                .map(|p| Appended { index: p.index, result: Err((error, None, Vec::new())) })
                 .collect(),
         })
         .collect()

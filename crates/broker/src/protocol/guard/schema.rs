@@ -49,6 +49,8 @@ pub(crate) enum Kind {
     NullableArray(&'static Kind),
     /// A nested struct, decoded inline at the request's version.
     Struct(&'static [Field]),
+    /// An optional struct: an INT8 that is 1 when the struct follows.
+    NullableStruct(&'static [Field]),
 }
 
 /// One field of a request struct.
@@ -106,6 +108,16 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 18, min: 0, max: 4, flexible_from: 3, body: API_VERSIONS },
     Api { key: 19, min: 2, max: 7, flexible_from: 5, body: CREATE_TOPICS },
     Api { key: 20, min: 1, max: 6, flexible_from: 4, body: DELETE_TOPICS },
+    // Admin APIs.
+    Api { key: 21, min: 0, max: 2, flexible_from: 2, body: DELETE_RECORDS },
+    Api { key: 32, min: 1, max: 4, flexible_from: 4, body: DESCRIBE_CONFIGS },
+    Api { key: 33, min: 0, max: 2, flexible_from: 2, body: ALTER_CONFIGS },
+    Api { key: 35, min: 1, max: 4, flexible_from: 2, body: DESCRIBE_LOG_DIRS },
+    Api { key: 37, min: 0, max: 3, flexible_from: 2, body: CREATE_PARTITIONS },
+    Api { key: 43, min: 0, max: 2, flexible_from: 2, body: ELECT_LEADERS },
+    Api { key: 44, min: 0, max: 1, flexible_from: 1, body: INCREMENTAL_ALTER_CONFIGS },
+    Api { key: 60, min: 0, max: 2, flexible_from: 0, body: DESCRIBE_CLUSTER },
+    Api { key: 75, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TOPIC_PARTITIONS },
 ];
 
 // Produce (0): produce_request.rs. Version 13 names topics by id (KIP-516).
@@ -222,6 +234,95 @@ const DELETE_TOPICS: &[Field] = &[
 ];
 const DELETE_TOPIC_STATE: &[Field] =
     &[Field::new("name", NullableString).since(6), Field::new("topic_id", Uuid).since(6)];
+
+// Admin APIs.
+
+// DeleteRecords (21): delete_records_request.rs.
+const DELETE_RECORDS: &[Field] =
+    &[Field::new("topics", Kind::Array(&Kind::Struct(DELETE_RECORDS_TOPIC))), Field::new("timeout_ms", Int32)];
+const DELETE_RECORDS_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Kind::Struct(DELETE_RECORDS_PARTITION)))];
+const DELETE_RECORDS_PARTITION: &[Field] = &[Field::new("partition_index", Int32), Field::new("offset", Int64)];
+
+// DescribeConfigs (32): describe_configs_request.rs; the decoder starts at v1.
+const DESCRIBE_CONFIGS: &[Field] = &[
+    Field::new("resources", Kind::Array(&Kind::Struct(DESCRIBE_CONFIGS_RESOURCE))),
+    Field::new("include_synonyms", Bool),
+    Field::new("include_documentation", Bool).since(3),
+];
+const DESCRIBE_CONFIGS_RESOURCE: &[Field] = &[
+    Field::new("resource_type", Int8),
+    Field::new("resource_name", STRING),
+    Field::new("configuration_keys", Kind::NullableArray(&STRING)),
+];
+
+// AlterConfigs (33): alter_configs_request.rs.
+const ALTER_CONFIGS: &[Field] =
+    &[Field::new("resources", Kind::Array(&Kind::Struct(ALTER_CONFIGS_RESOURCE))), Field::new("validate_only", Bool)];
+const ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    Field::new("resource_type", Int8),
+    Field::new("resource_name", STRING),
+    Field::new("configs", Kind::Array(&Kind::Struct(ALTERABLE_CONFIG))),
+];
+const ALTERABLE_CONFIG: &[Field] = &[Field::new("name", STRING), Field::new("value", NullableString)];
+
+// DescribeLogDirs (35): describe_log_dirs_request.rs; a null topic list asks
+// for every partition.
+const DESCRIBE_LOG_DIRS: &[Field] =
+    &[Field::new("topics", Kind::NullableArray(&Kind::Struct(DESCRIBABLE_LOG_DIR_TOPIC)))];
+const DESCRIBABLE_LOG_DIR_TOPIC: &[Field] =
+    &[Field::new("topic", STRING), Field::new("partitions", Kind::Array(&Int32))];
+
+// CreatePartitions (37): create_partitions_request.rs.
+const CREATE_PARTITIONS: &[Field] = &[
+    Field::new("topics", Kind::Array(&Kind::Struct(CREATE_PARTITIONS_TOPIC))),
+    Field::new("timeout_ms", Int32),
+    Field::new("validate_only", Bool),
+];
+const CREATE_PARTITIONS_TOPIC: &[Field] = &[
+    Field::new("name", STRING),
+    Field::new("count", Int32),
+    Field::new("assignments", Kind::NullableArray(&Kind::Struct(CREATE_PARTITIONS_ASSIGNMENT))),
+];
+const CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[Field::new("broker_ids", Kind::Array(&Int32))];
+
+// ElectLeaders (43): elect_leaders_request.rs; a null list means every partition.
+const ELECT_LEADERS: &[Field] = &[
+    Field::new("election_type", Int8).since(1),
+    Field::new("topic_partitions", Kind::NullableArray(&Kind::Struct(ELECT_LEADERS_TOPIC))),
+    Field::new("timeout_ms", Int32),
+];
+const ELECT_LEADERS_TOPIC: &[Field] = &[Field::new("topic", STRING), Field::new("partitions", Kind::Array(&Int32))];
+
+// IncrementalAlterConfigs (44): incremental_alter_configs_request.rs.
+const INCREMENTAL_ALTER_CONFIGS: &[Field] = &[
+    Field::new("resources", Kind::Array(&Kind::Struct(INCREMENTAL_ALTER_RESOURCE))),
+    Field::new("validate_only", Bool),
+];
+const INCREMENTAL_ALTER_RESOURCE: &[Field] = &[
+    Field::new("resource_type", Int8),
+    Field::new("resource_name", STRING),
+    Field::new("configs", Kind::Array(&Kind::Struct(INCREMENTAL_ALTERABLE_CONFIG))),
+];
+const INCREMENTAL_ALTERABLE_CONFIG: &[Field] =
+    &[Field::new("name", STRING), Field::new("config_operation", Int8), Field::new("value", NullableString)];
+
+// DescribeCluster (60): describe_cluster_request.rs.
+const DESCRIBE_CLUSTER: &[Field] = &[
+    Field::new("include_cluster_authorized_operations", Bool),
+    Field::new("endpoint_type", Int8).since(1),
+    Field::new("include_fenced_brokers", Bool).since(2),
+];
+
+// DescribeTopicPartitions (75): describe_topic_partitions_request.rs.
+const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
+    Field::new("topics", Kind::Array(&Kind::Struct(DESCRIBE_TOPIC_PARTITIONS_TOPIC))),
+    Field::new("response_partition_limit", Int32),
+    Field::new("cursor", Kind::NullableStruct(DESCRIBE_TOPIC_PARTITIONS_CURSOR)),
+];
+const DESCRIBE_TOPIC_PARTITIONS_TOPIC: &[Field] = &[Field::new("name", STRING)];
+const DESCRIBE_TOPIC_PARTITIONS_CURSOR: &[Field] =
+    &[Field::new("topic_name", STRING), Field::new("partition_index", Int32)];
 
 /// `(key, min, max)` for every entry of [`APIS`], built at compile time so the
 /// table stays the single source of truth.

@@ -141,6 +141,11 @@ impl Walk {
             Kind::Array(element) => self.array(cur, element, false),
             Kind::NullableArray(element) => self.array(cur, element, true),
             Kind::Struct(fields) => self.fields(cur, fields),
+            // The decoder reads an INT8 and decodes the struct only when it is 1.
+            Kind::NullableStruct(fields) => match cur.take(1, TRUNCATED)?[0] {
+                1 => self.fields(cur, fields),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -208,6 +213,7 @@ impl Walk {
             Kind::String | Kind::NullableString => prefix(2),
             Kind::Bytes | Kind::NullableBytes | Kind::Records => prefix(4),
             Kind::Array(_) | Kind::NullableArray(_) => prefix(4),
+            Kind::NullableStruct(_) => 1,
             Kind::Struct(fields) => {
                 let body: usize = fields
                     .iter()

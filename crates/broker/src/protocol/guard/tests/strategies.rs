@@ -45,6 +45,16 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         18 => api_versions(version).prop_map(RequestKind::from).boxed(),
         19 => create_topics(version).prop_map(RequestKind::from).boxed(),
         20 => delete_topics(version).prop_map(RequestKind::from).boxed(),
+        // Admin APIs.
+        21 => admin::delete_records(version).prop_map(RequestKind::from).boxed(),
+        32 => admin::describe_configs(version).prop_map(RequestKind::from).boxed(),
+        33 => admin::alter_configs(version).prop_map(RequestKind::from).boxed(),
+        35 => admin::describe_log_dirs(version).prop_map(RequestKind::from).boxed(),
+        37 => admin::create_partitions(version).prop_map(RequestKind::from).boxed(),
+        43 => admin::elect_leaders(version).prop_map(RequestKind::from).boxed(),
+        44 => admin::incremental_alter_configs(version).prop_map(RequestKind::from).boxed(),
+        60 => admin::describe_cluster(version).prop_map(RequestKind::from).boxed(),
+        75 => admin::describe_topic_partitions(version).prop_map(RequestKind::from).boxed(),
         _ => panic!("no request strategy for api key {api_key}"),
     }
 }
@@ -336,4 +346,214 @@ fn delete_topics(v: i16) -> impl Strategy<Value = DeleteTopicsRequest> {
             request
         },
     )
+}
+
+/// Strategies for the admin APIs.
+mod admin {
+    use kafka_protocol::messages::alter_configs_request::{self, AlterConfigsRequest};
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
+    use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
+    use kafka_protocol::messages::describe_log_dirs_request::{DescribableLogDirTopic, DescribeLogDirsRequest};
+    use kafka_protocol::messages::describe_topic_partitions_request::{
+        Cursor, DescribeTopicPartitionsRequest, TopicRequest,
+    };
+    use kafka_protocol::messages::elect_leaders_request::{ElectLeadersRequest, TopicPartitions};
+    use kafka_protocol::messages::incremental_alter_configs_request::{self, IncrementalAlterConfigsRequest};
+    use kafka_protocol::messages::BrokerId;
+
+    use super::*;
+
+    pub(super) fn delete_records(v: i16) -> impl Strategy<Value = DeleteRecordsRequest> {
+        let flexible = v >= 2;
+        let partition = (any::<i32>(), any::<i64>(), unknown_tags(flexible)).prop_map(|(index, offset, tags)| {
+            DeleteRecordsPartition::default()
+                .with_partition_index(index)
+                .with_offset(offset)
+                .with_unknown_tagged_fields(tags)
+        });
+        let topic = (topic_name(), list(partition), unknown_tags(flexible)).prop_map(|(name, partitions, tags)| {
+            DeleteRecordsTopic::default().with_name(name).with_partitions(partitions).with_unknown_tagged_fields(tags)
+        });
+        (list(topic), any::<i32>(), unknown_tags(flexible)).prop_map(|(topics, timeout_ms, tags)| {
+            DeleteRecordsRequest::default()
+                .with_topics(topics)
+                .with_timeout_ms(timeout_ms)
+                .with_unknown_tagged_fields(tags)
+        })
+    }
+
+    pub(super) fn describe_configs(v: i16) -> impl Strategy<Value = DescribeConfigsRequest> {
+        let flexible = v >= 4;
+        let resource = (any::<i8>(), text(), option::of(list(text())), unknown_tags(flexible)).prop_map(
+            |(resource_type, name, keys, tags)| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(name)
+                    .with_configuration_keys(keys)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+        (list(resource), any::<bool>(), any::<bool>(), unknown_tags(flexible)).prop_map(
+            move |(resources, synonyms, documentation, tags)| {
+                let mut request = DescribeConfigsRequest::default()
+                    .with_resources(resources)
+                    .with_include_synonyms(synonyms)
+                    .with_unknown_tagged_fields(tags);
+                if v >= 3 {
+                    request.include_documentation = documentation;
+                }
+                request
+            },
+        )
+    }
+
+    pub(super) fn alter_configs(v: i16) -> impl Strategy<Value = AlterConfigsRequest> {
+        let flexible = v >= 2;
+        let config = (text(), option::of(text()), unknown_tags(flexible)).prop_map(|(name, value, tags)| {
+            alter_configs_request::AlterableConfig::default()
+                .with_name(name)
+                .with_value(value)
+                .with_unknown_tagged_fields(tags)
+        });
+        let resource = (any::<i8>(), text(), list(config), unknown_tags(flexible)).prop_map(
+            |(resource_type, name, configs, tags)| {
+                alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(name)
+                    .with_configs(configs)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+        (list(resource), any::<bool>(), unknown_tags(flexible)).prop_map(|(resources, validate_only, tags)| {
+            AlterConfigsRequest::default()
+                .with_resources(resources)
+                .with_validate_only(validate_only)
+                .with_unknown_tagged_fields(tags)
+        })
+    }
+
+    pub(super) fn incremental_alter_configs(v: i16) -> impl Strategy<Value = IncrementalAlterConfigsRequest> {
+        let flexible = v >= 1;
+        let config = (text(), any::<i8>(), option::of(text()), unknown_tags(flexible)).prop_map(
+            |(name, operation, value, tags)| {
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(name)
+                    .with_config_operation(operation)
+                    .with_value(value)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+        let resource = (any::<i8>(), text(), list(config), unknown_tags(flexible)).prop_map(
+            |(resource_type, name, configs, tags)| {
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(name)
+                    .with_configs(configs)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+        (list(resource), any::<bool>(), unknown_tags(flexible)).prop_map(|(resources, validate_only, tags)| {
+            IncrementalAlterConfigsRequest::default()
+                .with_resources(resources)
+                .with_validate_only(validate_only)
+                .with_unknown_tagged_fields(tags)
+        })
+    }
+
+    pub(super) fn describe_log_dirs(v: i16) -> impl Strategy<Value = DescribeLogDirsRequest> {
+        let flexible = v >= 2;
+        let topic = (topic_name(), list(any::<i32>()), unknown_tags(flexible)).prop_map(|(name, partitions, tags)| {
+            DescribableLogDirTopic::default()
+                .with_topic(name)
+                .with_partitions(partitions)
+                .with_unknown_tagged_fields(tags)
+        });
+        (option::of(list(topic)), unknown_tags(flexible)).prop_map(|(topics, tags)| {
+            DescribeLogDirsRequest::default().with_topics(topics).with_unknown_tagged_fields(tags)
+        })
+    }
+
+    pub(super) fn create_partitions(v: i16) -> impl Strategy<Value = CreatePartitionsRequest> {
+        let flexible = v >= 2;
+        let assignment = (list(any::<i32>()), unknown_tags(flexible)).prop_map(|(brokers, tags)| {
+            CreatePartitionsAssignment::default()
+                .with_broker_ids(brokers.into_iter().map(BrokerId).collect())
+                .with_unknown_tagged_fields(tags)
+        });
+        let topic = (topic_name(), any::<i32>(), option::of(list(assignment)), unknown_tags(flexible)).prop_map(
+            |(name, count, assignments, tags)| {
+                CreatePartitionsTopic::default()
+                    .with_name(name)
+                    .with_count(count)
+                    .with_assignments(assignments)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+        (list(topic), any::<i32>(), any::<bool>(), unknown_tags(flexible)).prop_map(
+            |(topics, timeout_ms, validate_only, tags)| {
+                CreatePartitionsRequest::default()
+                    .with_topics(topics)
+                    .with_timeout_ms(timeout_ms)
+                    .with_validate_only(validate_only)
+                    .with_unknown_tagged_fields(tags)
+            },
+        )
+    }
+
+    pub(super) fn elect_leaders(v: i16) -> impl Strategy<Value = ElectLeadersRequest> {
+        let flexible = v >= 2;
+        let topic = (topic_name(), list(any::<i32>()), unknown_tags(flexible)).prop_map(|(name, partitions, tags)| {
+            TopicPartitions::default().with_topic(name).with_partitions(partitions).with_unknown_tagged_fields(tags)
+        });
+        (any::<i8>(), option::of(list(topic)), any::<i32>(), unknown_tags(flexible)).prop_map(
+            move |(election_type, topics, timeout_ms, tags)| {
+                let mut request = ElectLeadersRequest::default()
+                    .with_topic_partitions(topics)
+                    .with_timeout_ms(timeout_ms)
+                    .with_unknown_tagged_fields(tags);
+                if v >= 1 {
+                    request.election_type = election_type;
+                }
+                request
+            },
+        )
+    }
+
+    pub(super) fn describe_cluster(v: i16) -> impl Strategy<Value = DescribeClusterRequest> {
+        (any::<bool>(), any::<i8>(), any::<bool>(), unknown_tags(true)).prop_map(
+            move |(operations, endpoint_type, fenced, tags)| {
+                let mut request = DescribeClusterRequest::default()
+                    .with_include_cluster_authorized_operations(operations)
+                    .with_unknown_tagged_fields(tags);
+                if v >= 1 {
+                    request.endpoint_type = endpoint_type;
+                }
+                if v >= 2 {
+                    request.include_fenced_brokers = fenced;
+                }
+                request
+            },
+        )
+    }
+
+    pub(super) fn describe_topic_partitions(_v: i16) -> impl Strategy<Value = DescribeTopicPartitionsRequest> {
+        let topic = (topic_name(), unknown_tags(true))
+            .prop_map(|(name, tags)| TopicRequest::default().with_name(name).with_unknown_tagged_fields(tags));
+        let cursor = (topic_name(), any::<i32>(), unknown_tags(true)).prop_map(|(name, index, tags)| {
+            Cursor::default().with_topic_name(name).with_partition_index(index).with_unknown_tagged_fields(tags)
+        });
+        (list(topic), any::<i32>(), option::of(cursor), unknown_tags(true)).prop_map(|(topics, limit, cursor, tags)| {
+            DescribeTopicPartitionsRequest::default()
+                .with_topics(topics)
+                .with_response_partition_limit(limit)
+                .with_cursor(cursor)
+                .with_unknown_tagged_fields(tags)
+        })
+    }
 }
