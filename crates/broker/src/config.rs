@@ -200,6 +200,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "300000",
         "how often the retention pass looks for segments to delete (retention.ms, retention.bytes, DeleteRecords)",
     ),
+    int(
+        "log.initial.task.delay.ms",
+        0,
+        LONG_MAX,
+        "30000",
+        "delay after start-up before the first retention pass, so a restarted broker serves its data before deleting any",
+    ),
     ConfigDef {
         name: "log.cleaner.enable",
         kind: Kind::Bool,
@@ -777,6 +784,9 @@ impl BrokerConfig {
     }
     pub fn cleaner_key_map_bytes(&self) -> usize {
         usize::try_from(self.int("log.cleaner.dedupe.buffer.size")).unwrap_or(usize::MAX)
+    }
+    pub fn initial_task_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.int("log.initial.task.delay.ms") as u64)
     }
     pub fn retention_check_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.int("log.retention.check.interval.ms") as u64)

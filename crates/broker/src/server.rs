@@ -114,7 +114,8 @@ impl Server {
 /// manager writes its recovery-point checkpoints on a thread of its own.
 async fn periodic(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut flush = tokio::time::interval(Duration::from_millis(1000));
-    let mut retention = tokio::time::interval(broker.config.retention_check_interval());
+    let first_retention = tokio::time::Instant::now() + broker.config.initial_task_delay();
+    let mut retention = tokio::time::interval_at(first_retention, broker.config.retention_check_interval());
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

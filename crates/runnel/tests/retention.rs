@@ -13,9 +13,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureRecord;
 use rdkafka::ClientConfig;
 
-/// A broker whose retention pass runs every 200 ms and deletes files at once.
+/// A broker whose retention pass runs from the start, every 200 ms, and deletes files at once.
 fn start(dir: &Path) -> BrokerProcess {
-    BrokerProcess::start(&dir.join("data"), &["log.retention.check.interval.ms=200", "log.segment.delete.delay.ms=0"])
+    BrokerProcess::start(
+        &dir.join("data"),
+        &["log.initial.task.delay.ms=0", "log.retention.check.interval.ms=200", "log.segment.delete.delay.ms=0"],
+    )
 }
 
 async fn create_topic(broker: &BrokerProcess, name: &str, configs: &[(&str, &str)]) {
