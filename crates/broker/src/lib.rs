@@ -11,6 +11,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group;
 pub mod handler;
 pub mod http;
 pub mod meta;

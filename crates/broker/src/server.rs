@@ -57,6 +57,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(broker.config.max_connections()));
         let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let background = tokio::spawn(periodic(broker.clone(), stop_rx.clone()));
+        let group_timers = tokio::spawn(crate::group::run(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -96,6 +97,9 @@ impl Server {
         }
         if let Err(e) = background.await {
             tracing::warn!(error = %e, "background task ended abnormally");
+        }
+        if let Err(e) = group_timers.await {
+            tracing::warn!(error = %e, "group timer task ended abnormally");
         }
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.shutdown()).await.expect("shutdown does not panic")?;

@@ -13,8 +13,20 @@ pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+// Group coordinator.
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,9 +51,15 @@ pub struct Endpoint {
 #[error("api {0:?} is not served")]
 pub struct NotServed(pub ApiKey);
 
-/// Routes a decoded request to its handler.
-pub async fn dispatch(broker: &Arc<Broker>, endpoint: &Endpoint, request: Request) -> Result<Pending, NotServed> {
+/// Routes a decoded request to its handler. `peer` is the client's address.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    endpoint: &Endpoint,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Pending, NotServed> {
     let version = request.header.request_api_version;
+    let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let broker = broker.clone();
     let pending: Pending = match request.body {
         RequestKind::ApiVersions(_) => Box::pin(async { Some(ResponseKind::ApiVersions(api_versions::handle())) }),
@@ -70,6 +88,41 @@ pub async fn dispatch(broker: &Arc<Broker>, endpoint: &Endpoint, request: Reques
         }
         RequestKind::DeleteTopics(req) => {
             Box::pin(async move { Some(ResponseKind::DeleteTopics(delete_topics::handle(broker, req, version).await)) })
+        }
+        // Group coordinator.
+        RequestKind::JoinGroup(req) => Box::pin(async move {
+            Some(ResponseKind::JoinGroup(join_group::handle(broker, req, client_id, peer, version).await))
+        }),
+        RequestKind::SyncGroup(req) => {
+            Box::pin(async move { Some(ResponseKind::SyncGroup(sync_group::handle(broker, req, version).await)) })
+        }
+        RequestKind::Heartbeat(req) => {
+            let response = heartbeat::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::Heartbeat(response)) })
+        }
+        RequestKind::LeaveGroup(req) => {
+            Box::pin(async move { Some(ResponseKind::LeaveGroup(leave_group::handle(broker, req, version).await)) })
+        }
+        RequestKind::OffsetCommit(req) => {
+            Box::pin(async move { Some(ResponseKind::OffsetCommit(offset_commit::handle(broker, req).await)) })
+        }
+        RequestKind::OffsetFetch(req) => {
+            let response = offset_fetch::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::OffsetFetch(response)) })
+        }
+        RequestKind::OffsetDelete(req) => {
+            Box::pin(async move { Some(ResponseKind::OffsetDelete(offset_delete::handle(broker, req).await)) })
+        }
+        RequestKind::ListGroups(req) => {
+            let response = list_groups::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::ListGroups(response)) })
+        }
+        RequestKind::DescribeGroups(req) => {
+            let response = describe_groups::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::DescribeGroups(response)) })
+        }
+        RequestKind::DeleteGroups(req) => {
+            Box::pin(async move { Some(ResponseKind::DeleteGroups(delete_groups::handle(broker, req).await)) })
         }
         _ => return Err(NotServed(request.api_key)),
     };
