@@ -713,7 +713,11 @@ impl Group {
     fn remove_member_and_update(&mut self, member_id: &str, now: Instant, now_ms: i64, limits: Limits) {
         self.remove_member(member_id);
         match self.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, now_ms, limits),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, now_ms, limits);
+                // With no members left, the join phase is already complete.
+                self.try_complete_join(now, now_ms);
+            }
             GroupState::PreparingRebalance => self.try_complete_join(now, now_ms),
             GroupState::Empty | GroupState::Dead => {}
         }

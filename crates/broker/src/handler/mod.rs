@@ -136,3 +136,6 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod group_tests;
