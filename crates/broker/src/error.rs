@@ -69,7 +69,7 @@ impl ToErrorCode for GroupError {
             GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
             GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
             GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
-            GroupError::CoordinatorNotAvailable | GroupError::Storage => ResponseError::CoordinatorNotAvailable,
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
             GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
             GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,

@@ -464,7 +464,6 @@ impl Coordinator {
             return Err(GroupError::NonEmptyGroup);
         }
         let subscribed = subscribed_topics(group);
-        let mut kv = Vec::new();
         let mut removed = Vec::new();
         let results = topics
             .iter()
@@ -476,9 +475,6 @@ impl Coordinator {
                             return (p, Err(OffsetDeleteError::Subscribed));
                         }
                         if group.offsets.contains_key(&(topic.clone(), p)) {
-                            let key =
-                                RecordKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition: p };
-                            kv.push((key.encode(), None));
                             removed.push((topic.clone(), p));
                         }
                         (p, Ok(()))
@@ -487,10 +483,10 @@ impl Coordinator {
                 (topic.clone(), outcome)
             })
             .collect();
-        if kv.is_empty() {
+        if removed.is_empty() {
             return Ok((results, None));
         }
-        let written = self.append(flusher, group_id, &kv)?;
+        let written = self.append(flusher, group_id, &tombstones(group_id, removed.iter(), false))?;
         for key in removed {
             group.offsets.remove(&key);
         }
@@ -555,7 +551,7 @@ impl Coordinator {
             GroupState::Empty if group.is_empty_of_members() => {}
             _ => return Err(GroupError::NonEmptyGroup),
         }
-        let written = self.append(flusher, group_id, &tombstones(group, true))?;
+        let written = self.append(flusher, group_id, &tombstones(group_id, group.offsets.keys(), true))?;
         group.mark_dead(now_ms());
         groups.remove(group_id);
         tracing::info!(group = group_id, "group deleted");
@@ -613,17 +609,7 @@ impl Coordinator {
             if expired.is_empty() && !group_expired {
                 continue;
             }
-            let mut kv: Vec<KeyValue> = expired
-                .iter()
-                .map(|(topic, partition)| {
-                    let key =
-                        RecordKey::Offset { group: group.id.clone(), topic: topic.clone(), partition: *partition };
-                    (key.encode(), None)
-                })
-                .collect();
-            if group_expired {
-                kv.push((RecordKey::Group { group: group.id.clone() }.encode(), None));
-            }
+            let kv = tombstones(&group.id, expired.iter(), group_expired);
             if self.append(flusher, &group.id.clone(), &kv).is_err() {
                 continue;
             }
@@ -672,18 +658,16 @@ pub enum OffsetDeleteError {
     Subscribed,
 }
 
-/// Tombstones for a group's offsets and, when `metadata`, its metadata.
-fn tombstones(group: &Group, metadata: bool) -> Vec<KeyValue> {
-    let mut kv: Vec<KeyValue> = group
-        .offsets
-        .keys()
+/// Tombstones for some of a group's offsets and, when `metadata`, for its metadata.
+fn tombstones<'a>(group_id: &str, offsets: impl Iterator<Item = &'a (String, i32)>, metadata: bool) -> Vec<KeyValue> {
+    let mut kv: Vec<KeyValue> = offsets
         .map(|(topic, partition)| {
-            let key = RecordKey::Offset { group: group.id.clone(), topic: topic.clone(), partition: *partition };
+            let key = RecordKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition: *partition };
             (key.encode(), None)
         })
         .collect();
     if metadata {
-        kv.push((RecordKey::Group { group: group.id.clone() }.encode(), None));
+        kv.push((RecordKey::Group { group: group_id.to_string() }.encode(), None));
     }
     kv
 }
@@ -732,5 +716,81 @@ pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep_until(until) => {}
             _ = broker.groups.wake.notified() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Source;
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = BrokerConfig::default();
+        config.set("log.dirs", &dir.to_string_lossy(), Source::Override).unwrap();
+        config.set("offsets.topic.num.partitions", "4", Source::Override).unwrap();
+        config.set("offsets.retention.minutes", "1", Source::Override).unwrap();
+        let broker = Broker::open(config).unwrap();
+        if broker.topic("t").is_none() {
+            broker.create_topic("t", 2, Default::default()).unwrap();
+        }
+        broker
+    }
+
+    fn entry(partition: i32, offset: i64) -> CommitEntry {
+        CommitEntry { topic: "t".into(), partition, offset, leader_epoch: 3, metadata: format!("m{offset}") }
+    }
+
+    fn offset_of(broker: &Broker, group: &str, partition: i32) -> Option<OffsetValue> {
+        let found = broker.groups.fetch_offsets(group, Some(vec![("t".into(), vec![partition])]));
+        found[0].1[0].1.clone()
+    }
+
+    /// Goal: committed offsets, their tombstones and expiry are stored in
+    /// `__consumer_offsets` and replayed on start. Method: commit for two
+    /// groups, delete one group, reopen the broker and compare; then age a
+    /// group's offsets past the retention, expire them and reopen again.
+    #[test]
+    fn offsets_and_deletions_survive_a_restart_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = open(dir.path());
+        let flusher = broker.logs.flusher();
+        broker.groups.commit(flusher, "a", "", None, -1, &[entry(0, 5), entry(1, 9)]).unwrap();
+        broker.groups.commit(flusher, "a", "", None, -1, &[entry(0, 6)]).unwrap();
+        broker.groups.commit(flusher, "b", "", None, -1, &[entry(0, 1)]).unwrap();
+        let refused = broker.groups.commit(flusher, "c", "m", None, 3, &[entry(0, 1)]);
+        assert!(matches!(refused, Err(GroupError::IllegalGeneration)), "unknown group, managed commit");
+        broker.groups.delete_group(flusher, "b").unwrap();
+        broker.shutdown().unwrap();
+        drop(broker);
+
+        let broker = open(dir.path());
+        let a0 = offset_of(&broker, "a", 0).unwrap();
+        assert_eq!((a0.offset, a0.leader_epoch, a0.metadata.as_str()), (6, 3, "m6"));
+        assert_eq!(offset_of(&broker, "a", 1).unwrap().offset, 9);
+        assert!(offset_of(&broker, "b", 0).is_none(), "deleted group stays deleted");
+        let listed: Vec<String> = broker.groups.list_groups().into_iter().map(|g| g.group_id).collect();
+        assert_eq!(listed, vec!["a".to_string()]);
+
+        // Not yet expired: nothing happens.
+        broker.groups.expire_offsets(broker.logs.flusher());
+        assert!(offset_of(&broker, "a", 0).is_some());
+        {
+            let mut groups = broker.groups.groups.lock();
+            let group = groups.get_mut("a").unwrap();
+            for value in group.offsets.values_mut() {
+                value.commit_timestamp -= 61_000;
+            }
+            group.state_timestamp_ms -= 61_000;
+        }
+        broker.groups.expire_offsets(broker.logs.flusher());
+        assert!(offset_of(&broker, "a", 0).is_none());
+        assert!(broker.groups.list_groups().is_empty(), "a group left with nothing is removed");
+        broker.shutdown().unwrap();
+        drop(broker);
+
+        let broker = open(dir.path());
+        assert!(offset_of(&broker, "a", 0).is_none(), "expiry tombstones are replayed");
+        assert!(broker.groups.list_groups().is_empty());
+        broker.shutdown().unwrap();
     }
 }

@@ -81,8 +81,6 @@ pub enum GroupError {
     GroupIdNotFound,
     #[error("group is not empty")]
     NonEmptyGroup,
-    #[error("storage error")]
-    Storage,
 }
 
 /// Broker settings the state machine applies.
