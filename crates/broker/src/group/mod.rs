@@ -454,6 +454,9 @@ impl Coordinator {
         group_id: &str,
         topics: &[(String, Vec<i32>)],
     ) -> Result<OffsetDeleteOutcome, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
         let mut groups = self.groups.lock();
         let group = groups.get_mut(group_id).ok_or(GroupError::GroupIdNotFound)?;
         if group.state == GroupState::Dead {

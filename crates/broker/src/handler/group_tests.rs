@@ -59,7 +59,7 @@ async fn join(broker: &Arc<Broker>, group: &str, member: &str, v: i16) -> kafka_
         .with_member_id(s(member))
         .with_protocol_type(s("consumer"))
         .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(Bytes::new())]);
-    let response = join_group::handle(broker.clone(), req, "client".into(), peer, v).await;
+    let response = join_group::handle(broker.clone(), req, "client".into(), peer, v).await.await;
     encode(ApiKey::JoinGroup, v, ResponseKind::JoinGroup(response.clone()));
     response
 }
@@ -93,7 +93,7 @@ async fn every_group_handler_encodes_at_every_served_version() {
             .with_assignments(vec![SyncGroupRequestAssignment::default()
                 .with_member_id(member.clone())
                 .with_assignment(Bytes::from_static(b"assigned"))]);
-        let synced = sync_group::handle(broker.clone(), sync, sv).await;
+        let synced = sync_group::handle(broker.clone(), sync, sv).await.await;
         assert_eq!((synced.error_code, synced.assignment.as_ref()), (0, &b"assigned"[..]), "v{sv}");
         encode(ApiKey::SyncGroup, sv, ResponseKind::SyncGroup(synced));
 
@@ -119,7 +119,7 @@ async fn every_group_handler_encodes_at_every_served_version() {
                     .with_committed_offset(7)
                     .with_committed_metadata(Some(s(&"m".repeat(5000)))),
             ])]);
-        let committed = offset_commit::handle(broker.clone(), commit).await;
+        let committed = offset_commit::handle(broker.clone(), commit).await.await;
         let codes: Vec<i16> = committed.topics[0].partitions.iter().map(|p| p.error_code).collect();
         assert_eq!(codes, vec![0, 3, 12], "v{cv}: ok, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE");
         encode(ApiKey::OffsetCommit, cv, ResponseKind::OffsetCommit(committed));
@@ -171,7 +171,7 @@ async fn every_group_handler_encodes_at_every_served_version() {
         } else {
             LeaveGroupRequest::default().with_group_id(GroupId(s(&group))).with_member_id(member.clone())
         };
-        let left = leave_group::handle(broker.clone(), leave, gv).await;
+        let left = leave_group::handle(broker.clone(), leave, gv).await.await;
         if gv >= 3 {
             let codes: Vec<i16> = left.members.iter().map(|m| m.error_code).collect();
             assert_eq!(codes, vec![0, 25], "v{gv}");
@@ -185,13 +185,13 @@ async fn every_group_handler_encodes_at_every_served_version() {
                 .with_name(TopicName(s("t")))
                 .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
         ]);
-        let deleted = offset_delete::handle(broker.clone(), od).await;
+        let deleted = offset_delete::handle(broker.clone(), od).await.await;
         assert_eq!((deleted.error_code, deleted.topics[0].partitions[0].error_code), (0, 0));
         encode(ApiKey::OffsetDelete, 0, ResponseKind::OffsetDelete(deleted));
 
         let xv = top(v, ApiKey::DeleteGroups);
         let del = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&group)), GroupId(s("unknown"))]);
-        let gone = delete_groups::handle(broker.clone(), del).await;
+        let gone = delete_groups::handle(broker.clone(), del).await.await;
         let codes: Vec<i16> = gone.results.iter().map(|r| r.error_code).collect();
         assert_eq!(codes, vec![0, 69], "GROUP_ID_NOT_FOUND for the unknown group");
         encode(ApiKey::DeleteGroups, xv, ResponseKind::DeleteGroups(gone));

@@ -7,6 +7,7 @@
 //! MEMBER_ID_REQUIRED with the id to use (KIP-394); from v5 members may be
 //! static (`group.instance.id`, KIP-345).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub async fn handle(
     client_id: String,
     peer: SocketAddr,
     version: i16,
-) -> JoinGroupResponse {
+) -> impl Future<Output = JoinGroupResponse> + Send {
     let group_id = req.group_id.to_string();
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
@@ -49,17 +50,19 @@ pub async fn handle(
     let (reply, written) = tokio::task::spawn_blocking(move || b.groups.join(b.logs.flusher(), &group_id, join))
         .await
         .expect("join does not panic");
-    if let Some(written) = written {
-        if !written.durable().await {
-            return response(JoinResult::error(GroupError::CoordinatorNotAvailable, &member_id), version);
+    async move {
+        if let Some(written) = written {
+            if !written.durable().await {
+                return response(JoinResult::error(GroupError::CoordinatorNotAvailable, &member_id), version);
+            }
         }
+        let result = match reply {
+            Reply::Now(result) => result,
+            // The sender is dropped only if the group is removed under the member.
+            Reply::Wait(rx) => rx.await.unwrap_or_else(|_| JoinResult::error(GroupError::UnknownMemberId, &member_id)),
+        };
+        response(result, version)
     }
-    let result = match reply {
-        Reply::Now(result) => result,
-        // The sender is dropped only if the group is removed under the member.
-        Reply::Wait(rx) => rx.await.unwrap_or_else(|_| JoinResult::error(GroupError::UnknownMemberId, &member_id)),
-    };
-    response(result, version)
 }
 
 fn response(result: JoinResult, version: i16) -> JoinGroupResponse {

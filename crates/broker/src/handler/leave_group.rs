@@ -2,6 +2,7 @@
 //! member per request; from v3 a batch of members, each named by member id
 //! or, for static members, by group instance id (KIP-345).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
@@ -11,7 +12,11 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::error::ToErrorCode;
 
-pub async fn handle(broker: Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: LeaveGroupRequest,
+    version: i16,
+) -> impl Future<Output = LeaveGroupResponse> + Send {
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()
@@ -26,29 +31,31 @@ pub async fn handle(broker: Arc<Broker>, req: LeaveGroupRequest, version: i16) -
     let outcome = tokio::task::spawn_blocking(move || b.groups.leave(b.logs.flusher(), &group_id, &asked))
         .await
         .expect("leave does not panic");
-    let results = match outcome {
-        Ok((results, written)) => {
-            if let Some(written) = written {
-                // The departure is in memory either way; the stored metadata catches up on the next write.
-                let _durable = written.durable().await;
+    async move {
+        let results = match outcome {
+            Ok((results, written)) => {
+                if let Some(written) = written {
+                    // The departure is in memory either way; the stored metadata catches up on the next write.
+                    let _durable = written.durable().await;
+                }
+                results
             }
-            results
+            Err(e) => return LeaveGroupResponse::default().with_error_code(e.error_code()),
+        };
+        if version < 3 {
+            let code = results.first().and_then(|r| r.err()).map_or(0, |e| e.error_code());
+            return LeaveGroupResponse::default().with_error_code(code);
         }
-        Err(e) => return LeaveGroupResponse::default().with_error_code(e.error_code()),
-    };
-    if version < 3 {
-        let code = results.first().and_then(|r| r.err()).map_or(0, |e| e.error_code());
-        return LeaveGroupResponse::default().with_error_code(code);
+        let responses = members
+            .into_iter()
+            .zip(results)
+            .map(|((member_id, instance_id), result)| {
+                MemberResponse::default()
+                    .with_member_id(StrBytes::from_string(member_id))
+                    .with_group_instance_id(instance_id.map(StrBytes::from_string))
+                    .with_error_code(result.err().map_or(0, |e| e.error_code()))
+            })
+            .collect();
+        LeaveGroupResponse::default().with_members(responses)
     }
-    let responses = members
-        .into_iter()
-        .zip(results)
-        .map(|((member_id, instance_id), result)| {
-            MemberResponse::default()
-                .with_member_id(StrBytes::from_string(member_id))
-                .with_group_instance_id(instance_id.map(StrBytes::from_string))
-                .with_error_code(result.err().map_or(0, |e| e.error_code()))
-        })
-        .collect();
-    LeaveGroupResponse::default().with_members(responses)
 }

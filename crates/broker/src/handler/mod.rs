@@ -90,28 +90,36 @@ pub async fn dispatch(
             Box::pin(async move { Some(ResponseKind::DeleteTopics(delete_topics::handle(broker, req, version).await)) })
         }
         // Group coordinator.
-        RequestKind::JoinGroup(req) => Box::pin(async move {
-            Some(ResponseKind::JoinGroup(join_group::handle(broker, req, client_id, peer, version).await))
-        }),
+        // The state changes happen before `dispatch` returns, in request
+        // order; the futures only wait (for the join phase, the assignment,
+        // a flush).
+        RequestKind::JoinGroup(req) => {
+            let respond = join_group::handle(broker, req, client_id, peer, version).await;
+            Box::pin(async move { Some(ResponseKind::JoinGroup(respond.await)) })
+        }
         RequestKind::SyncGroup(req) => {
-            Box::pin(async move { Some(ResponseKind::SyncGroup(sync_group::handle(broker, req, version).await)) })
+            let respond = sync_group::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::SyncGroup(respond.await)) })
         }
         RequestKind::Heartbeat(req) => {
             let response = heartbeat::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::Heartbeat(response)) })
         }
         RequestKind::LeaveGroup(req) => {
-            Box::pin(async move { Some(ResponseKind::LeaveGroup(leave_group::handle(broker, req, version).await)) })
+            let respond = leave_group::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::LeaveGroup(respond.await)) })
         }
         RequestKind::OffsetCommit(req) => {
-            Box::pin(async move { Some(ResponseKind::OffsetCommit(offset_commit::handle(broker, req).await)) })
+            let respond = offset_commit::handle(broker, req).await;
+            Box::pin(async move { Some(ResponseKind::OffsetCommit(respond.await)) })
         }
         RequestKind::OffsetFetch(req) => {
             let response = offset_fetch::handle(&broker, req, version);
             Box::pin(async move { Some(ResponseKind::OffsetFetch(response)) })
         }
         RequestKind::OffsetDelete(req) => {
-            Box::pin(async move { Some(ResponseKind::OffsetDelete(offset_delete::handle(broker, req).await)) })
+            let respond = offset_delete::handle(broker, req).await;
+            Box::pin(async move { Some(ResponseKind::OffsetDelete(respond.await)) })
         }
         RequestKind::ListGroups(req) => {
             let response = list_groups::handle(&broker, req, version);
@@ -122,7 +130,8 @@ pub async fn dispatch(
             Box::pin(async move { Some(ResponseKind::DescribeGroups(response)) })
         }
         RequestKind::DeleteGroups(req) => {
-            Box::pin(async move { Some(ResponseKind::DeleteGroups(delete_groups::handle(broker, req).await)) })
+            let respond = delete_groups::handle(broker, req).await;
+            Box::pin(async move { Some(ResponseKind::DeleteGroups(respond.await)) })
         }
         _ => return Err(NotServed(request.api_key)),
     };

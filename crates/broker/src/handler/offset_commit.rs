@@ -8,6 +8,7 @@
 //! standalone commit (a consumer using `assign()`), accepted while the group
 //! has no members.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -24,7 +25,13 @@ use crate::group::CommitEntry;
 
 type PartitionOutcome = (i32, Result<(), i16>);
 
-pub async fn handle(broker: Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// Checks and appends the commit before the connection reads its next request
+/// (commits on one connection are stored in the order they were sent), then
+/// returns the future that waits for the flush and answers.
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: OffsetCommitRequest,
+) -> impl Future<Output = OffsetCommitResponse> + Send {
     let max_metadata = broker.groups.config.metadata_max_bytes;
     // Per partition: Ok if it goes to the group, or the error code of a partition refused up front.
     let mut entries = Vec::new();
@@ -69,32 +76,34 @@ pub async fn handle(broker: Arc<Broker>, req: OffsetCommitRequest) -> OffsetComm
         .await
         .expect("commit does not panic")
     };
-    let group_error = match group_result {
-        Ok(Some(written)) => {
-            if written.durable().await {
-                None
-            } else {
-                Some(ResponseError::CoordinatorNotAvailable.code())
+    async move {
+        let group_error = match group_result {
+            Ok(Some(written)) => {
+                if written.durable().await {
+                    None
+                } else {
+                    Some(ResponseError::CoordinatorNotAvailable.code())
+                }
             }
-        }
-        Ok(None) => None,
-        Err(e) => Some(e.error_code()),
-    };
-    let topics = outcome
-        .into_iter()
-        .map(|(name, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|(index, result)| {
-                    let code = match result {
-                        Err(code) => code,
-                        Ok(()) => group_error.unwrap_or(0),
-                    };
-                    OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code)
-                })
-                .collect();
-            OffsetCommitResponseTopic::default().with_name(name).with_partitions(partitions)
-        })
-        .collect();
-    OffsetCommitResponse::default().with_topics(topics)
+            Ok(None) => None,
+            Err(e) => Some(e.error_code()),
+        };
+        let topics = outcome
+            .into_iter()
+            .map(|(name, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(index, result)| {
+                        let code = match result {
+                            Err(code) => code,
+                            Ok(()) => group_error.unwrap_or(0),
+                        };
+                        OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code)
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default().with_name(name).with_partitions(partitions)
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics)
+    }
 }

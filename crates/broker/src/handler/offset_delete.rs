@@ -1,6 +1,7 @@
 //! OffsetDelete: remove a group's committed offsets for topics its members
 //! do not subscribe to (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -14,10 +15,10 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::error::ToErrorCode;
 
-pub async fn handle(broker: Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    if req.group_id.is_empty() {
-        return OffsetDeleteResponse::default().with_error_code(ResponseError::InvalidGroupId.code());
-    }
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: OffsetDeleteRequest,
+) -> impl Future<Output = OffsetDeleteResponse> + Send {
     let mut unknown = Vec::new();
     let mut asked = Vec::new();
     for topic in &req.topics {
@@ -35,36 +36,40 @@ pub async fn handle(broker: Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDele
     let outcome = tokio::task::spawn_blocking(move || b.groups.delete_offsets(b.logs.flusher(), &group_id, &asked))
         .await
         .expect("offset delete does not panic");
-    let results = match outcome {
-        Err(e) => return OffsetDeleteResponse::default().with_error_code(e.error_code()),
-        Ok((results, written)) => {
-            if let Some(written) = written {
-                if !written.durable().await {
-                    return OffsetDeleteResponse::default()
-                        .with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    async move {
+        let results = match outcome {
+            Err(e) => return OffsetDeleteResponse::default().with_error_code(e.error_code()),
+            Ok((results, written)) => {
+                if let Some(written) = written {
+                    if !written.durable().await {
+                        return OffsetDeleteResponse::default()
+                            .with_error_code(ResponseError::CoordinatorNotAvailable.code());
+                    }
                 }
+                results
             }
-            results
-        }
-    };
-    let topics = results
-        .into_iter()
-        .zip(unknown)
-        .map(|((name, partitions), (_, unknown))| {
-            let mut out: Vec<OffsetDeleteResponsePartition> = partitions
-                .into_iter()
-                .map(|(index, result)| {
-                    let code = if result.is_err() { ResponseError::GroupSubscribedToTopic.code() } else { 0 };
-                    OffsetDeleteResponsePartition::default().with_partition_index(index).with_error_code(code)
-                })
-                .collect();
-            out.extend(unknown.into_iter().map(|index| {
-                OffsetDeleteResponsePartition::default()
-                    .with_partition_index(index)
-                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-            }));
-            OffsetDeleteResponseTopic::default().with_name(TopicName(StrBytes::from_string(name))).with_partitions(out)
-        })
-        .collect();
-    OffsetDeleteResponse::default().with_topics(topics)
+        };
+        let topics = results
+            .into_iter()
+            .zip(unknown)
+            .map(|((name, partitions), (_, unknown))| {
+                let mut out: Vec<OffsetDeleteResponsePartition> = partitions
+                    .into_iter()
+                    .map(|(index, result)| {
+                        let code = if result.is_err() { ResponseError::GroupSubscribedToTopic.code() } else { 0 };
+                        OffsetDeleteResponsePartition::default().with_partition_index(index).with_error_code(code)
+                    })
+                    .collect();
+                out.extend(unknown.into_iter().map(|index| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                }));
+                OffsetDeleteResponseTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(out)
+            })
+            .collect();
+        OffsetDeleteResponse::default().with_topics(topics)
+    }
 }

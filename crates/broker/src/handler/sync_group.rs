@@ -3,6 +3,7 @@
 //! A long-poll request like JoinGroup: followers wait until the leader's
 //! assignment is stored in `__consumer_offsets`, then everyone gets theirs.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
@@ -13,7 +14,11 @@ use crate::broker::Broker;
 use crate::error::ToErrorCode;
 use crate::group::state::{GroupError, Reply, SyncResult};
 
-pub async fn handle(broker: Arc<Broker>, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: SyncGroupRequest,
+    version: i16,
+) -> impl Future<Output = SyncGroupResponse> + Send {
     let group_id = req.group_id.to_string();
     let b = broker.clone();
     let gid = group_id.clone();
@@ -32,22 +37,24 @@ pub async fn handle(broker: Arc<Broker>, req: SyncGroupRequest, version: i16) ->
     })
     .await
     .expect("sync does not panic");
-    if let Some((written, generation)) = written {
-        let stored = written.durable().await;
-        broker.groups.finish_sync(&group_id, generation, stored);
+    async move {
+        if let Some((written, generation)) = written {
+            let stored = written.durable().await;
+            broker.groups.finish_sync(&group_id, generation, stored);
+        }
+        let result = match reply {
+            Reply::Now(result) => result,
+            Reply::Wait(rx) => rx.await.unwrap_or_else(|_| SyncResult::error(GroupError::UnknownMemberId)),
+        };
+        let mut response = SyncGroupResponse::default()
+            .with_error_code(result.error.map_or(0, |e| e.error_code()))
+            .with_assignment(result.assignment);
+        // The protocol type and name are in the response from v5 (KIP-559).
+        if version >= 5 {
+            response = response
+                .with_protocol_type(result.protocol_type.map(StrBytes::from_string))
+                .with_protocol_name(result.protocol_name.map(StrBytes::from_string));
+        }
+        response
     }
-    let result = match reply {
-        Reply::Now(result) => result,
-        Reply::Wait(rx) => rx.await.unwrap_or_else(|_| SyncResult::error(GroupError::UnknownMemberId)),
-    };
-    let mut response = SyncGroupResponse::default()
-        .with_error_code(result.error.map_or(0, |e| e.error_code()))
-        .with_assignment(result.assignment);
-    // The protocol type and name are in the response from v5 (KIP-559).
-    if version >= 5 {
-        response = response
-            .with_protocol_type(result.protocol_type.map(StrBytes::from_string))
-            .with_protocol_name(result.protocol_name.map(StrBytes::from_string));
-    }
-    response
 }
