@@ -165,6 +165,8 @@ start_broker() {
   local blog=$LOGS/broker-$BROKER_N.log i
   # The suite's "default" scenario (tests/scenarios/default.json): topics are
   # auto-created with 4 partitions. Its replication factor 3 needs a cluster.
+  # Group tests create many short-lived groups: a short initial rebalance
+  # delay keeps them within their time limits, as Kafka test clusters do.
   local extra=()
   # A free port for the HTTP admin endpoint too (its default 9644 may be taken
   # by another broker), when the binary has one.
@@ -175,6 +177,7 @@ start_broker() {
   : >"$out"
   RUST_LOG=${RUST_LOG:-info} "$TMP_ROOT/runnel" serve --listen 127.0.0.1:0 --data-dir "$data" \
     "${extra[@]}" --set num.partitions=4 --set auto.create.topics.enable=$AUTO_CREATE \
+    --set group.initial.rebalance.delay.ms=100 \
     >"$out" 2>"$blog" &
   BROKER_PID=$!
   BROKER_ADDR=""

@@ -16,6 +16,7 @@ use runnel_log::{LogError, LogManager};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, ConfigError};
+use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
 use crate::meta::{MetaError, MetadataRecord, MetadataStore, TopicMeta};
 use crate::partition::Partition;
 
@@ -70,6 +71,8 @@ pub enum StartError {
     Meta(#[from] MetaError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("cannot create {OFFSETS_TOPIC}: {0}")]
+    OffsetsTopic(#[source] TopicError),
 }
 
 /// Shared broker state.
@@ -79,6 +82,8 @@ pub struct Broker {
     /// Bytes of request frames read and not yet answered, over all
     /// connections: `queued.max.request.bytes` permits, one per byte.
     pub request_budget: Arc<tokio::sync::Semaphore>,
+    /// The consumer group coordinator.
+    pub groups: Coordinator,
     meta: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     cluster_id: String,
@@ -109,16 +114,19 @@ impl Broker {
             LogManager::open_with_interval(data_dir, effective.log_config(&BTreeMap::new()), checkpoint_interval)?;
         let cluster_id = meta.cluster_id().to_string();
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes()));
+        let groups = Coordinator::new(GroupConfig::from_broker(&config));
         let broker = Broker {
             config,
             logs,
             request_budget,
+            groups,
             meta: Mutex::new(meta),
             topics: RwLock::new(HashMap::new()),
             cluster_id,
             effective: RwLock::new(effective),
         };
         broker.reconcile()?;
+        broker.open_groups()?;
         tracing::info!(
             topics = broker.topics.read().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -143,6 +151,24 @@ impl Broker {
             let topic = self.open_topic(meta.clone())?;
             topics.insert(meta.name.clone(), topic);
         }
+        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` if it is missing and loads the groups
+    /// stored in it.
+    fn open_groups(&self) -> Result<(), StartError> {
+        let topic = match self.topic(OFFSETS_TOPIC) {
+            Some(topic) => topic,
+            None => {
+                let partitions = self.config.offsets_topic_num_partitions();
+                let configs = BTreeMap::from([
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("segment.bytes".to_string(), OFFSETS_TOPIC_SEGMENT_BYTES.to_string()),
+                ]);
+                self.create_topic(OFFSETS_TOPIC, partitions, configs).map_err(StartError::OffsetsTopic)?
+            }
+        };
+        self.groups.load(topic.partitions.clone())?;
         Ok(())
     }
 

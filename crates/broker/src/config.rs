@@ -273,6 +273,45 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "20971520",
         "metadata log bytes written after which the image is snapshotted and the log started afresh",
     ),
+    // Group coordinator.
+    int(
+        "offsets.topic.num.partitions",
+        1,
+        10_000,
+        "50",
+        "partitions of __consumer_offsets when it is created (a group's partition is hash(group id) modulo this)",
+    ),
+    int(
+        "offsets.retention.minutes",
+        1,
+        I32_MAX,
+        "10080",
+        "committed offsets of an empty group are removed this long after it became empty",
+    ),
+    int(
+        "offsets.retention.check.interval.ms",
+        1,
+        LONG_MAX,
+        "600000",
+        "how often expired committed offsets are looked for",
+    ),
+    int(
+        "offset.metadata.max.bytes",
+        0,
+        I32_MAX,
+        "4096",
+        "longest metadata string of a committed offset; longer ones get OFFSET_METADATA_TOO_LARGE",
+    ),
+    int(
+        "group.initial.rebalance.delay.ms",
+        0,
+        I32_MAX,
+        "3000",
+        "how long the first rebalance of an empty group waits for more members",
+    ),
+    int("group.min.session.timeout.ms", 0, I32_MAX, "6000", "smallest session timeout a member may ask for"),
+    int("group.max.session.timeout.ms", 0, I32_MAX, "1800000", "largest session timeout a member may ask for"),
+    int("group.max.size", 1, I32_MAX, "2147483647", "members one consumer group may have"),
 ];
 
 /// A topic-level setting: its definition (with Kafka's default), the broker
@@ -802,6 +841,31 @@ impl BrokerConfig {
     }
     pub fn shutdown_timeout_ms(&self) -> u64 {
         self.int("shutdown.timeout.ms") as u64
+    }
+    // Group coordinator.
+    pub fn offsets_topic_num_partitions(&self) -> i32 {
+        self.int("offsets.topic.num.partitions") as i32
+    }
+    pub fn offsets_retention_minutes(&self) -> i64 {
+        self.int("offsets.retention.minutes")
+    }
+    pub fn offsets_retention_check_interval_ms(&self) -> u64 {
+        self.int("offsets.retention.check.interval.ms") as u64
+    }
+    pub fn offset_metadata_max_bytes(&self) -> usize {
+        self.int("offset.metadata.max.bytes") as usize
+    }
+    pub fn group_initial_rebalance_delay_ms(&self) -> u64 {
+        self.int("group.initial.rebalance.delay.ms") as u64
+    }
+    pub fn group_min_session_timeout_ms(&self) -> u64 {
+        self.int("group.min.session.timeout.ms") as u64
+    }
+    pub fn group_max_session_timeout_ms(&self) -> u64 {
+        self.int("group.max.session.timeout.ms") as u64
+    }
+    pub fn group_max_size(&self) -> usize {
+        self.int("group.max.size") as usize
     }
 
     /// The effective broker-level value behind a topic setting (Kafka's

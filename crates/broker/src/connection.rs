@@ -62,7 +62,7 @@ pub async fn serve(
             }
             frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
                 match frame {
-                    Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &endpoint, bytes, budget).await {
+                    Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &endpoint, peer, bytes, budget).await {
                         Ok(pending) => {
                             inflight.push_back(pending);
                             if !greeted {
@@ -150,6 +150,7 @@ impl Drop for OpenConnection {
 async fn start_request(
     broker: &Arc<Broker>,
     endpoint: &Endpoint,
+    peer: SocketAddr,
     frame: bytes::Bytes,
     budget: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<InFlight, String> {
@@ -171,7 +172,7 @@ async fn start_request(
     let request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
     let started = std::time::Instant::now();
-    let pending = handler::dispatch(broker, endpoint, request).await.map_err(|e| e.to_string())?;
+    let pending = handler::dispatch(broker, endpoint, peer, request).await.map_err(|e| e.to_string())?;
     Ok(Box::pin(async move {
         let body = pending.await;
         drop(budget);

@@ -10,6 +10,7 @@ use runnel_log::{BatchError, LogError};
 
 use crate::broker::TopicError;
 use crate::config::ConfigError;
+use crate::group::state::GroupError;
 
 /// Maps an internal error to the Kafka error code for a response.
 pub trait ToErrorCode {
@@ -59,6 +60,25 @@ impl ToErrorCode for TopicError {
             TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
             TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
             TopicError::Meta(_) | TopicError::Log(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToErrorCode for GroupError {
+    fn error(&self) -> ResponseError {
+        match self {
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group;
 pub mod handler;
 pub mod http;
 pub mod meta;

@@ -96,6 +96,15 @@ fn describe() {
     describe_counter!(PRODUCE_ERRORS, "Partitions of produce requests refused, by Kafka error name");
     describe_gauge!(FETCH_WAITING, "Fetch requests waiting for data (long poll)");
     describe_gauge!(PRODUCE_WAITING, "Produce requests waiting for an fsync before acks=all is answered");
+    // Group coordinator.
+    describe_gauge!(crate::group::GROUPS, "Consumer groups, by state");
+    describe_gauge!(crate::group::GROUP_MEMBERS, "Members of all consumer groups");
+    describe_counter!(crate::group::GROUP_REBALANCES, "Rebalances completed (join phases ended)");
+    describe_counter!(crate::group::OFFSET_COMMITS, "Partition offsets committed");
+    describe_gauge!(
+        crate::group::GROUP_LAG,
+        "Records between a group's committed offset and the partition's high watermark"
+    );
     describe_gauge!(LOG_SIZE, Unit::Bytes, "Size of a partition's log");
     describe_gauge!(LOG_END_OFFSET, "A partition's log end offset");
     describe_gauge!(LOG_START_OFFSET, "A partition's log start offset");
@@ -172,6 +181,17 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        // Group coordinator.
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
         _ => "Other",
     }
 }
@@ -188,6 +208,7 @@ pub fn render(handle: &PrometheusHandle, broker: Option<&Broker>) -> String {
                 gauge!(HIGH_WATERMARK, &labels).set(p.high_watermark() as f64);
             }
         }
+        broker.groups.record_metrics(broker);
         let stats = broker.logs.flusher().stats();
         counter!(FLUSH_ROUNDS).absolute(stats.rounds);
         counter!(FLUSH_REQUESTS).absolute(stats.requests);

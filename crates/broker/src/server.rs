@@ -61,6 +61,7 @@ impl Server {
         let background = tokio::spawn(periodic(broker.clone(), stop_rx.clone()));
         // Not awaited at shutdown: closing the logs stops a cleaning in progress (see `cleaner`).
         tokio::spawn(cleaner::run(broker.clone(), stop_rx.clone()));
+        let group_timers = tokio::spawn(crate::group::run(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -100,6 +101,9 @@ impl Server {
         }
         if let Err(e) = background.await {
             tracing::warn!(error = %e, "background task ended abnormally");
+        }
+        if let Err(e) = group_timers.await {
+            tracing::warn!(error = %e, "group timer task ended abnormally");
         }
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.shutdown()).await.expect("shutdown does not panic")?;

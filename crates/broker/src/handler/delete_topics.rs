@@ -43,6 +43,15 @@ fn delete(broker: &Broker, name: Option<TopicName>, id: Uuid, version: i16) -> D
     };
     let result =
         with_id(result.with_name(Some(TopicName(StrBytes::from_string(topic.meta.name.clone())))), topic.meta.id);
+    if crate::group::is_internal_topic(&topic.meta.name) {
+        let error = ResponseError::InvalidTopicException;
+        let message = format!("topic {} is an internal topic and cannot be deleted", topic.meta.name);
+        return if version >= 5 {
+            result.with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)))
+        } else {
+            result.with_error_code(error.code())
+        };
+    }
     match broker.delete_topic(&topic.meta.name) {
         Ok(()) => result,
         // Error messages are in the response from v5 (KIP-322).

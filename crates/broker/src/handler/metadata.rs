@@ -139,6 +139,7 @@ fn describe(broker: &Broker, topic: &Topic, include_ops: bool, version: i16) -> 
     let described = MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.meta.name.clone()))))
         .with_partitions(partitions)
+        .with_is_internal(crate::group::is_internal_topic(&topic.meta.name))
         .with_topic_authorized_operations(if include_ops { TOPIC_OPERATIONS_ALL } else { OPERATIONS_NOT_REQUESTED });
     // Topic ids appear in v10 (KIP-516).
     if version >= 10 {

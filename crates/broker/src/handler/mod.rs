@@ -22,8 +22,20 @@ pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
+// Group coordinator.
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,9 +60,15 @@ pub struct Endpoint {
 #[error("api {0:?} is not served")]
 pub struct NotServed(pub ApiKey);
 
-/// Routes a decoded request to its handler.
-pub async fn dispatch(broker: &Arc<Broker>, endpoint: &Endpoint, request: Request) -> Result<Pending, NotServed> {
+/// Routes a decoded request to its handler. `peer` is the client's address.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    endpoint: &Endpoint,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Pending, NotServed> {
     let version = request.header.request_api_version;
+    let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let broker = broker.clone();
     let pending: Pending = match request.body {
         RequestKind::ApiVersions(_) => Box::pin(async { Some(ResponseKind::ApiVersions(api_versions::handle())) }),
@@ -111,6 +129,50 @@ pub async fn dispatch(broker: &Arc<Broker>, endpoint: &Endpoint, request: Reques
             let response = elect_leaders::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::ElectLeaders(response)) })
         }
+        // Group coordinator.
+        // The state changes happen before `dispatch` returns, in request
+        // order; the futures only wait (for the join phase, the assignment,
+        // a flush).
+        RequestKind::JoinGroup(req) => {
+            let respond = join_group::handle(broker, req, client_id, peer, version).await;
+            Box::pin(async move { Some(ResponseKind::JoinGroup(respond.await)) })
+        }
+        RequestKind::SyncGroup(req) => {
+            let respond = sync_group::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::SyncGroup(respond.await)) })
+        }
+        RequestKind::Heartbeat(req) => {
+            let response = heartbeat::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::Heartbeat(response)) })
+        }
+        RequestKind::LeaveGroup(req) => {
+            let respond = leave_group::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::LeaveGroup(respond.await)) })
+        }
+        RequestKind::OffsetCommit(req) => {
+            let respond = offset_commit::handle(broker, req).await;
+            Box::pin(async move { Some(ResponseKind::OffsetCommit(respond.await)) })
+        }
+        RequestKind::OffsetFetch(req) => {
+            let response = offset_fetch::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::OffsetFetch(response)) })
+        }
+        RequestKind::OffsetDelete(req) => {
+            let respond = offset_delete::handle(broker, req).await;
+            Box::pin(async move { Some(ResponseKind::OffsetDelete(respond.await)) })
+        }
+        RequestKind::ListGroups(req) => {
+            let response = list_groups::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::ListGroups(response)) })
+        }
+        RequestKind::DescribeGroups(req) => {
+            let response = describe_groups::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::DescribeGroups(response)) })
+        }
+        RequestKind::DeleteGroups(req) => {
+            let respond = delete_groups::handle(broker, req).await;
+            Box::pin(async move { Some(ResponseKind::DeleteGroups(respond.await)) })
+        }
         _ => return Err(NotServed(request.api_key)),
     };
     Ok(pending)
@@ -125,3 +187,6 @@ pub fn now_ms() -> i64 {
 mod admin_tests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod group_tests;

@@ -152,6 +152,11 @@ fn append_one(
     check: AppendChecks,
 ) -> Result<AppendOk, Refused> {
     let partition = topic.and_then(|t| t.partition(index)).ok_or((unknown, None, Vec::new()))?.clone();
+    if crate::group::is_internal_topic(&partition.topic) {
+        // Only the broker writes its internal topics.
+        let msg = format!("cannot append to internal topic {}", partition.topic);
+        return Err((ResponseError::InvalidTopicException, Some(msg), Vec::new()));
+    }
     let records = records.ok_or((ResponseError::InvalidRecord, Some("records are null".to_string()), Vec::new()))?;
     let config = partition.log.config();
     let validated = validate_batches(&records, config.max_message_bytes).map_err(|e| batch_error(&e))?;

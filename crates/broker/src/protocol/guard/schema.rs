@@ -37,7 +37,6 @@ pub(crate) enum Kind {
     String,
     NullableString,
     /// INT32 length (compact: unsigned varint length + 1), never null.
-    #[allow(dead_code, reason = "no request Runnel serves yet has a BYTES field")]
     Bytes,
     #[allow(dead_code, reason = "no request Runnel serves yet has a nullable BYTES field")]
     NullableBytes,
@@ -118,6 +117,17 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 44, min: 0, max: 1, flexible_from: 1, body: INCREMENTAL_ALTER_CONFIGS },
     Api { key: 60, min: 0, max: 2, flexible_from: 0, body: DESCRIBE_CLUSTER },
     Api { key: 75, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TOPIC_PARTITIONS },
+    // Group coordinator.
+    Api { key: 8, min: 2, max: 9, flexible_from: 8, body: OFFSET_COMMIT },
+    Api { key: 9, min: 1, max: 9, flexible_from: 6, body: OFFSET_FETCH },
+    Api { key: 11, min: 0, max: 9, flexible_from: 6, body: JOIN_GROUP },
+    Api { key: 12, min: 0, max: 4, flexible_from: 4, body: HEARTBEAT },
+    Api { key: 13, min: 0, max: 5, flexible_from: 4, body: LEAVE_GROUP },
+    Api { key: 14, min: 0, max: 5, flexible_from: 4, body: SYNC_GROUP },
+    Api { key: 15, min: 0, max: 5, flexible_from: 5, body: DESCRIBE_GROUPS },
+    Api { key: 16, min: 0, max: 5, flexible_from: 3, body: LIST_GROUPS },
+    Api { key: 42, min: 0, max: 2, flexible_from: 2, body: DELETE_GROUPS },
+    Api { key: 47, min: 0, max: 0, flexible_from: 1, body: OFFSET_DELETE },
 ];
 
 // Produce (0): produce_request.rs. Version 13 names topics by id (KIP-516).
@@ -323,6 +333,110 @@ const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
 const DESCRIBE_TOPIC_PARTITIONS_TOPIC: &[Field] = &[Field::new("name", STRING)];
 const DESCRIBE_TOPIC_PARTITIONS_CURSOR: &[Field] =
     &[Field::new("topic_name", STRING), Field::new("partition_index", Int32)];
+// Group coordinator.
+
+// OffsetCommit (8): offset_commit_request.rs. Versions 0 and 1 are not
+// decoded by kafka-protocol; no current client sends them.
+const OFFSET_COMMIT: &[Field] = &[
+    Field::new("group_id", STRING),
+    Field::new("generation_id_or_member_epoch", Int32),
+    Field::new("member_id", STRING),
+    Field::new("group_instance_id", NullableString).since(7),
+    Field::new("retention_time_ms", Int64).until(4),
+    Field::new("topics", Kind::Array(&Kind::Struct(OFFSET_COMMIT_TOPIC))),
+];
+const OFFSET_COMMIT_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Kind::Struct(OFFSET_COMMIT_PARTITION)))];
+const OFFSET_COMMIT_PARTITION: &[Field] = &[
+    Field::new("partition_index", Int32),
+    Field::new("committed_offset", Int64),
+    Field::new("committed_leader_epoch", Int32).since(6),
+    Field::new("committed_metadata", NullableString),
+];
+
+// OffsetFetch (9): offset_fetch_request.rs. From v8 several groups per
+// request (KIP-709).
+const OFFSET_FETCH: &[Field] = &[
+    Field::new("group_id", STRING).until(7),
+    Field::new("topics", Kind::NullableArray(&Kind::Struct(OFFSET_FETCH_TOPIC))).until(7),
+    Field::new("groups", Kind::Array(&Kind::Struct(OFFSET_FETCH_GROUP))).since(8),
+    Field::new("require_stable", Bool).since(7),
+];
+const OFFSET_FETCH_TOPIC: &[Field] =
+    &[Field::new("name", STRING).until(7), Field::new("partition_indexes", Kind::Array(&Int32)).until(7)];
+const OFFSET_FETCH_GROUP: &[Field] = &[
+    Field::new("group_id", STRING).since(8),
+    Field::new("member_id", NullableString).since(9),
+    Field::new("member_epoch", Int32).since(9),
+    Field::new("topics", Kind::NullableArray(&Kind::Struct(OFFSET_FETCH_GROUP_TOPIC))).since(8),
+];
+const OFFSET_FETCH_GROUP_TOPIC: &[Field] =
+    &[Field::new("name", STRING).since(8), Field::new("partition_indexes", Kind::Array(&Int32)).since(8)];
+
+// JoinGroup (11): join_group_request.rs.
+const JOIN_GROUP: &[Field] = &[
+    Field::new("group_id", STRING),
+    Field::new("session_timeout_ms", Int32),
+    Field::new("rebalance_timeout_ms", Int32).since(1),
+    Field::new("member_id", STRING),
+    Field::new("group_instance_id", NullableString).since(5),
+    Field::new("protocol_type", STRING),
+    Field::new("protocols", Kind::Array(&Kind::Struct(JOIN_GROUP_PROTOCOL))),
+    Field::new("reason", NullableString).since(8),
+];
+const JOIN_GROUP_PROTOCOL: &[Field] = &[Field::new("name", STRING), Field::new("metadata", Kind::Bytes)];
+
+// Heartbeat (12): heartbeat_request.rs.
+const HEARTBEAT: &[Field] = &[
+    Field::new("group_id", STRING),
+    Field::new("generation_id", Int32),
+    Field::new("member_id", STRING),
+    Field::new("group_instance_id", NullableString).since(3),
+];
+
+// LeaveGroup (13): leave_group_request.rs. From v3 a batch of members.
+const LEAVE_GROUP: &[Field] = &[
+    Field::new("group_id", STRING),
+    Field::new("member_id", STRING).until(2),
+    Field::new("members", Kind::Array(&Kind::Struct(LEAVE_GROUP_MEMBER))).since(3),
+];
+const LEAVE_GROUP_MEMBER: &[Field] = &[
+    Field::new("member_id", STRING).since(3),
+    Field::new("group_instance_id", NullableString).since(3),
+    Field::new("reason", NullableString).since(5),
+];
+
+// SyncGroup (14): sync_group_request.rs.
+const SYNC_GROUP: &[Field] = &[
+    Field::new("group_id", STRING),
+    Field::new("generation_id", Int32),
+    Field::new("member_id", STRING),
+    Field::new("group_instance_id", NullableString).since(3),
+    Field::new("protocol_type", NullableString).since(5),
+    Field::new("protocol_name", NullableString).since(5),
+    Field::new("assignments", Kind::Array(&Kind::Struct(SYNC_GROUP_ASSIGNMENT))),
+];
+const SYNC_GROUP_ASSIGNMENT: &[Field] = &[Field::new("member_id", STRING), Field::new("assignment", Kind::Bytes)];
+
+// DescribeGroups (15): describe_groups_request.rs.
+const DESCRIBE_GROUPS: &[Field] =
+    &[Field::new("groups", Kind::Array(&STRING)), Field::new("include_authorized_operations", Bool).since(3)];
+
+// ListGroups (16): list_groups_request.rs.
+const LIST_GROUPS: &[Field] = &[
+    Field::new("states_filter", Kind::Array(&STRING)).since(4),
+    Field::new("types_filter", Kind::Array(&STRING)).since(5),
+];
+
+// DeleteGroups (42): delete_groups_request.rs.
+const DELETE_GROUPS: &[Field] = &[Field::new("groups_names", Kind::Array(&STRING))];
+
+// OffsetDelete (47): offset_delete_request.rs; never flexible.
+const OFFSET_DELETE: &[Field] =
+    &[Field::new("group_id", STRING), Field::new("topics", Kind::Array(&Kind::Struct(OFFSET_DELETE_TOPIC)))];
+const OFFSET_DELETE_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Kind::Struct(OFFSET_DELETE_PARTITION)))];
+const OFFSET_DELETE_PARTITION: &[Field] = &[Field::new("partition_index", Int32)];
 
 /// `(key, min, max)` for every entry of [`APIS`], built at compile time so the
 /// table stays the single source of truth.

@@ -144,6 +144,36 @@ proptest! {
     fn accepts_encoded_delete_topics(s in api_samples(20)) { check_sample(&s)?; }
 
     #[test]
+    fn accepts_encoded_offset_commit(s in api_samples(8)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_offset_fetch(s in api_samples(9)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_join_group(s in api_samples(11)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_heartbeat(s in api_samples(12)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_leave_group(s in api_samples(13)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_sync_group(s in api_samples(14)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_describe_groups(s in api_samples(15)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_list_groups(s in api_samples(16)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_delete_groups(s in api_samples(42)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_offset_delete(s in api_samples(47)) { check_sample(&s)?; }
+
+    #[test]
     fn refuses_every_truncation(s in any_sample()) { check_truncations(&s.frame)?; }
 
     #[test]
@@ -257,9 +287,25 @@ fn allocation_counter_sees_allocations() {
 fn serves_the_foundation_apis() {
     let expected = [(0, 3, 13), (1, 4, 18), (2, 1, 10), (3, 0, 12), (10, 0, 6), (18, 0, 4), (19, 2, 7), (20, 1, 6)];
     assert_eq!(&supported_apis()[..expected.len()], &expected);
+    let groups = [
+        (8, 2, 9),
+        (9, 1, 9),
+        (11, 0, 9),
+        (12, 0, 4),
+        (13, 0, 5),
+        (14, 0, 5),
+        (15, 0, 5),
+        (16, 0, 5),
+        (42, 0, 2),
+        (47, 0, 0),
+    ];
+    for api in groups {
+        assert!(supported_apis().contains(&api), "group coordinator API {api:?} is served");
+    }
     assert_eq!(supported_versions(1), Some((4, 18)));
     assert_eq!(supported_versions(18), Some((0, 4)));
-    assert_eq!(supported_versions(8), None);
+    assert_eq!(supported_versions(8), Some((2, 9)));
+    assert_eq!(supported_versions(22), None);
 }
 
 #[test]

@@ -55,15 +55,29 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         44 => admin::incremental_alter_configs(version).prop_map(RequestKind::from).boxed(),
         60 => admin::describe_cluster(version).prop_map(RequestKind::from).boxed(),
         75 => admin::describe_topic_partitions(version).prop_map(RequestKind::from).boxed(),
+        // Group coordinator.
+        8 => groups::offset_commit(version).prop_map(RequestKind::from).boxed(),
+        9 => groups::offset_fetch(version).prop_map(RequestKind::from).boxed(),
+        11 => groups::join_group(version).prop_map(RequestKind::from).boxed(),
+        12 => groups::heartbeat(version).prop_map(RequestKind::from).boxed(),
+        13 => groups::leave_group(version).prop_map(RequestKind::from).boxed(),
+        14 => groups::sync_group(version).prop_map(RequestKind::from).boxed(),
+        15 => groups::describe_groups(version).prop_map(RequestKind::from).boxed(),
+        16 => groups::list_groups(version).prop_map(RequestKind::from).boxed(),
+        42 => groups::delete_groups(version).prop_map(RequestKind::from).boxed(),
+        47 => groups::offset_delete(version).prop_map(RequestKind::from).boxed(),
         _ => panic!("no request strategy for api key {api_key}"),
     }
 }
+
+#[path = "strategies_groups.rs"]
+mod groups;
 
 pub(super) fn text() -> impl Strategy<Value = StrBytes> {
     "\\PC{0,8}".prop_map(StrBytes::from_string)
 }
 
-fn topic_name() -> impl Strategy<Value = TopicName> {
+pub(super) fn topic_name() -> impl Strategy<Value = TopicName> {
     text().prop_map(TopicName)
 }
 
@@ -71,7 +85,7 @@ fn uuid() -> impl Strategy<Value = Uuid> {
     any::<[u8; 16]>().prop_map(Uuid::from_bytes)
 }
 
-fn list<S: Strategy>(element: S) -> impl Strategy<Value = Vec<S::Value>> {
+pub(super) fn list<S: Strategy>(element: S) -> impl Strategy<Value = Vec<S::Value>> {
     vec(element, 0..5)
 }
 
