@@ -16,7 +16,7 @@ use runnel_log::{LogError, LogManager};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, ConfigError};
-use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC, OFFSETS_TOPIC_SEGMENT_BYTES};
+use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 use crate::meta::{MetaError, MetadataRecord, MetadataStore, TopicMeta};
 use crate::partition::Partition;
 
@@ -163,7 +163,7 @@ impl Broker {
                 let partitions = self.config.offsets_topic_num_partitions();
                 let configs = BTreeMap::from([
                     ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), OFFSETS_TOPIC_SEGMENT_BYTES.to_string()),
+                    ("segment.bytes".to_string(), self.config.offsets_topic_segment_bytes().to_string()),
                 ]);
                 self.create_topic(OFFSETS_TOPIC, partitions, configs).map_err(StartError::OffsetsTopic)?
             }

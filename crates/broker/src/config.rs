@@ -282,6 +282,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "partitions of __consumer_offsets when it is created (a group's partition is hash(group id) modulo this)",
     ),
     int(
+        "offsets.topic.segment.bytes",
+        14,
+        I32_MAX,
+        "104857600",
+        "segment size of __consumer_offsets when it is created; the cleaner compacts only rolled segments",
+    ),
+    int(
         "offsets.retention.minutes",
         1,
         I32_MAX,
@@ -843,6 +850,9 @@ impl BrokerConfig {
         self.int("shutdown.timeout.ms") as u64
     }
     // Group coordinator.
+    pub fn offsets_topic_segment_bytes(&self) -> i64 {
+        self.int("offsets.topic.segment.bytes")
+    }
     pub fn offsets_topic_num_partitions(&self) -> i32 {
         self.int("offsets.topic.num.partitions") as i32
     }

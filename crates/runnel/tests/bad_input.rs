@@ -339,7 +339,12 @@ fn request_budget_applies_back_pressure_without_failures() {
 #[test]
 fn request_budget_smaller_than_a_frame_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"));
+    // The test command's own RUNNEL_ variables (RUNNEL_SKIP_INSTALL, ...) would add warning lines.
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("RUNNEL_")) {
+        command.env_remove(name);
+    }
+    let output = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--set", "queued.max.request.bytes=1024"])

@@ -178,3 +178,47 @@ async fn sigkill_during_cleaning_loses_no_newest_value() {
         assert_eq!(table(&read_all(&consumer)), expected, "round {round}: every newest value survives");
     }
 }
+
+/// The value of a counter in the broker's /metrics, 0 when absent.
+fn counter(broker: &BrokerProcess, name: &str) -> f64 {
+    common::http_get(&broker.http_addr(), "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Goal: `__consumer_offsets` is compacted by the same cleaner, and the
+/// newest committed offset survives it and a SIGKILL. Method: a broker with
+/// one 4 KiB-segment offsets partition; 400 commits of one group's offset;
+/// wait until the cleaner has removed most of the superseded commit
+/// records; SIGKILL, restart, and read the committed offset back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_offsets_is_compacted_and_keeps_the_newest_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["log.cleaner.backoff.ms=100", "offsets.topic.num.partitions=1", "offsets.topic.segment.bytes=4096"],
+    );
+    create_compacted_topic(&broker, "1048576").await;
+    let group =
+        |broker: &BrokerProcess| broker.consumer(&[("group.id", "compacted-commits"), ("enable.auto.commit", "false")]);
+    let consumer = group(&broker);
+    for offset in 1..=400 {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(TOPIC, 0, Offset::Offset(offset)).unwrap();
+        consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync).expect("commit");
+    }
+    drop(consumer);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counter(&broker, "runnel_cleaner_records_removed_total") < 300.0 {
+        assert!(Instant::now() < deadline, "the cleaner did not compact __consumer_offsets");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    broker.kill9();
+    broker.restart();
+    let consumer = group(&broker);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(TOPIC, 0);
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    assert_eq!(committed.find_partition(TOPIC, 0).unwrap().offset(), Offset::Offset(400));
+}

@@ -121,7 +121,7 @@ async fn group_of_two_commits_and_offsets_survive_a_broker_kill() {
     assert_eq!(committed_offsets(&members[0]), expected);
 
     // The lag gauge: every partition has been read to its end.
-    let metrics = http_get(&broker.http_addr(), "/metrics");
+    let metrics = common::http_get(&broker.http_addr(), "/metrics");
     let lag = metrics.lines().find(|l| l.starts_with("runnel_group_lag{") && l.contains("group=\"g\""));
     assert!(lag.is_some_and(|l| l.ends_with(" 0")), "lag line: {lag:?}");
     drop(members);
@@ -144,13 +144,4 @@ async fn group_of_two_commits_and_offsets_survive_a_broker_kill() {
     assert_eq!(firsts, expected, "the new member resumes right after the committed offsets");
     let logs = broker.logs();
     assert!(logs.contains("consumer groups loaded groups=1"), "groups reloaded: {logs}");
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin endpoint");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
 }

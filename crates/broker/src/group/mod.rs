@@ -44,8 +44,6 @@ use store::{KeyValue, Written};
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// Kafka's segment size for the offsets topic (`offsets.topic.segment.bytes`).
-pub const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 
 /// Metric names of the coordinator.
 pub const GROUPS: &str = "runnel_groups";

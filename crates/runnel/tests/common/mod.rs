@@ -174,6 +174,16 @@ fn send_signal(pid: i32, signal: i32) {
     assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
 }
 
+/// The body (with the status line and headers) of an HTTP GET to the admin endpoint.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the admin endpoint");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
 /// A record as read back: (offset, key, value).
 pub type Read = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
