@@ -6,9 +6,11 @@
 //! largest offset index entry at or below it when that entry checks out (the index may be torn too: entries must
 //! increase and stay inside the file, and the entry must point at a valid batch with exactly its offset), otherwise
 //! at the segment start. Every later segment is scanned whole. The first invalid batch (bad bounds, magic, CRC,
-//! record count, or an offset lower than the previous batch's next offset) ends the log: the file is cut there and
-//! later segments are deleted, since nothing after it can be trusted. Offsets may jump forward, within a segment and
-//! between segments: compaction removes records and leaves gaps, which Kafka's recovery accepts too.
+//! record count, or an offset out of order) ends the log: the file is cut there and later segments are deleted,
+//! since nothing after it can be trusted. In the last segment (the active one, where torn writes happen and which
+//! compaction never touches) each batch must start exactly where the previous one ended; in earlier segments offsets
+//! may jump forward, as compaction leaves them, but must stay below the next segment's base. The base offset is not
+//! covered by the CRC, so these rules are what catch a damaged one.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -70,7 +72,8 @@ pub(crate) fn recover(dir: &Path, bases: &[i64], recovery_point: i64, interval: 
             sync_files(&previous.seal()?, dir)?;
         }
         let scan_from = (i == 0).then_some(recovery_point);
-        let (segment, next, truncated) = recover_segment(dir, base, scan_from, interval, &mut stats)?;
+        let next_base = bases.get(first_scanned + i + 1).copied();
+        let (segment, next, truncated) = recover_segment(dir, base, next_base, scan_from, interval, &mut stats)?;
         segments.push(segment);
         next_offset = next;
         cut = truncated;
@@ -90,9 +93,13 @@ fn sync_files(files: &[std::sync::Arc<std::fs::File>], dir: &Path) -> Result<(),
 
 /// Scans one segment (from the recovery point's index entry when `recovery_point` is given), cuts it at the first
 /// invalid byte and rebuilds its indexes. Returns the segment as active, its next offset, and whether it was cut.
+/// `next_base` is the base offset of the following segment, `None` for the last one: a closed segment may have been
+/// compacted, so its offsets may jump forward but must stay below `next_base`; the last segment was the active one,
+/// which the cleaner never touches, so its offsets must follow each other exactly.
 fn recover_segment(
     dir: &Path,
     base: i64,
+    next_base: Option<i64>,
     recovery_point: Option<i64>,
     interval: u32,
     stats: &mut RecoveryStats,
@@ -124,7 +131,7 @@ fn recover_segment(
         }
     };
     let (kept_offsets, kept_times) = (offset_entries.len(), time_entries.len());
-    let outcome = scan_batches(&file, &path, start, size, expected, &mut builder, resume.is_some())?;
+    let outcome = scan_batches(&file, &path, start, size, expected, next_base, &mut builder, resume.is_some())?;
     stats.segments_scanned += 1;
     stats.bytes_scanned += outcome.bytes_scanned;
     stats.scan_start.get_or_insert((base, start));

@@ -145,8 +145,8 @@ fn check_batch(
     Ok(Ok(header))
 }
 
-/// The base offset a batch must have: exactly a known one (an index entry), or any offset after the previous
-/// batch. Offsets may jump forward: log compaction removes records and leaves gaps, as in Kafka.
+/// The base offset a batch must have: exactly a known one (an index entry or the previous batch's next offset), or,
+/// in a closed segment that compaction may have rewritten, any offset after the previous batch.
 #[derive(Debug, Clone, Copy)]
 enum Expected {
     Exactly(i64),
@@ -186,14 +186,17 @@ pub(crate) struct ScanOutcome {
 }
 
 /// Validates the batches of `file[start..end]`, the first expected at `expected_offset`, feeding `builder` to
-/// rebuild the indexes. With `resumed`, the first batch already has its index entries (the scan resumes at an
+/// rebuild the indexes. With `gaps_below`, offsets may jump forward (a compacted segment) but must stay below it;
+/// without, each batch starts exactly at the previous one's next offset. With `resumed`, the first batch already has its index entries (the scan resumes at an
 /// offset index entry) and only contributes its timestamp.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn scan_batches(
     file: &File,
     path: &Path,
     start: u64,
     end: u64,
     expected_offset: i64,
+    gaps_below: Option<i64>,
     builder: &mut IndexBuilder,
     resumed: bool,
 ) -> Result<ScanOutcome, LogError> {
@@ -208,7 +211,15 @@ pub(crate) fn scan_batches(
     };
     while outcome.valid_end < end {
         let position = outcome.valid_end;
-        let header = match check_batch(&mut reader, end - position, Expected::AtLeast(outcome.next_offset), path)? {
+        let expected = match gaps_below {
+            Some(_) => Expected::AtLeast(outcome.next_offset),
+            None => Expected::Exactly(outcome.next_offset),
+        };
+        let header = match check_batch(&mut reader, end - position, expected, path)? {
+            Ok(header) if gaps_below.is_some_and(|limit| header.last_offset() >= limit) => {
+                outcome.invalid = Some("batch offsets reach the next segment");
+                break;
+            }
             Ok(header) => header,
             Err(reason) => {
                 outcome.invalid = Some(reason);
