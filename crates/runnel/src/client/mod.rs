@@ -7,7 +7,9 @@
 //! and `runnel bench` all talk to the broker through librdkafka, so a flag
 //! means the same thing everywhere and `-X` reaches every client property.
 
+pub mod cluster;
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod template;
 pub mod topic;
@@ -54,12 +56,25 @@ impl ConnectArgs {
         config
     }
 
-    /// A consumer used for metadata and watermark look-ups and for reading.
-    /// It never joins a group: Runnel does not implement the group protocol
-    /// yet, so partitions are assigned by hand and offsets are never committed.
+    /// A consumer used for metadata and watermark look-ups and for reading by
+    /// hand-assigned partitions. It never joins a group or commits offsets;
+    /// `group_consumer` is the one for a named group.
     pub fn consumer(&self, settings: &[(&str, String)]) -> anyhow::Result<BaseConsumer> {
         let mut all = vec![
             ("group.id", "runnel-cli-unused".to_string()),
+            ("enable.auto.commit", "false".to_string()),
+            ("enable.auto.offset.store", "false".to_string()),
+        ];
+        all.extend(settings.iter().cloned());
+        self.client_config(&all).create().context("cannot create the consumer")
+    }
+
+    /// A consumer with `group.id` set to `group`, for reading and committing
+    /// that group's offsets. It joins the group only when it subscribes.
+    pub fn group_consumer(&self, group: &str, settings: &[(&str, String)]) -> anyhow::Result<BaseConsumer> {
+        let mut all = vec![
+            ("group.id", group.to_string()),
+            ("group.protocol", "classic".to_string()),
             ("enable.auto.commit", "false".to_string()),
             ("enable.auto.offset.store", "false".to_string()),
         ];
@@ -154,6 +169,37 @@ impl Compression {
             Compression::Lz4 => "lz4",
             Compression::Zstd => "zstd",
         }
+    }
+}
+
+/// Output format of the commands that print data: a table for people, JSON for scripts.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Runs one admin future to completion on a small runtime of its own.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(runtime.block_on(future))
+}
+
+/// Prints left-aligned columns separated by two spaces.
+pub fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
     }
 }
 
