@@ -20,9 +20,16 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts `runnel ARGS` with piped stdin, stdout and stderr.
 fn spawn(args: &[&str]) -> Child {
+    spawn_with_env(args, &[])
+}
+
+/// Starts `runnel ARGS` with extra environment variables.
+fn spawn_with_env(args: &[&str], vars: &[(&str, &std::path::Path)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args(args)
         .env_remove("RUNNEL_BROKERS")
+        .env_remove("RUNNEL_PROFILE")
+        .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -504,4 +511,46 @@ fn cluster_info_health_and_completions() {
     for shell in ["zsh", "fish"] {
         assert!(ok_text(&["completions", shell], b"").contains("runnel"), "{shell}");
     }
+}
+
+/// Goal: `--profile` supplies brokers and client properties, and `--brokers`
+/// and `-X` override them. Method: a profiles.toml under a temporary
+/// XDG_CONFIG_HOME with a profile naming the test broker, one naming a
+/// closed port, and one holding an invalid client property; check which
+/// commands reach the broker and that an unknown profile fails with one line.
+#[test]
+fn profiles_supply_brokers_and_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let b = broker.addr.as_str();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("runnel")).unwrap();
+    let file = format!(
+        "[here]\nbrokers = \"{b}\"\n\n[nowhere]\nbrokers = \"127.0.0.1:1\"\n\n\
+         [bad]\nbrokers = \"{b}\"\nproperties = {{ \"socket.timeout.ms\" = \"not-a-number\" }}\n"
+    );
+    std::fs::write(config.join("runnel").join("profiles.toml"), file).unwrap();
+    let run_env = |args: &[&str]| finish(spawn_with_env(args, &[("XDG_CONFIG_HOME", &config)]), &format!("{args:?}"));
+
+    let out = run_env(&["cluster", "info", "--format", "json", "--profile", "here"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let port: i64 = b.rsplit_once(':').unwrap().1.parse().unwrap();
+    assert_eq!(info["brokers"][0]["port"], port, "{info}");
+
+    // --brokers wins over the profile's brokers.
+    let out = run_env(&["cluster", "health", "--profile", "nowhere", "--brokers", b]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The profile's properties reach the client; -X comes after them.
+    let out = run_env(&["cluster", "health", "--profile", "bad"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("socket.timeout.ms"), "{out:?}");
+    let out = run_env(&["cluster", "health", "--profile", "bad", "-X", "socket.timeout.ms=10000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run_env(&["group", "list", "--profile", "missing"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.lines().count() == 1, "{stderr}");
+    assert!(stderr.contains("no such profile") && stderr.contains("bad, here, nowhere"), "{stderr}");
 }

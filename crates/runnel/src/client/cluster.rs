@@ -51,7 +51,8 @@ enum Action {
 }
 
 /// Runs `runnel cluster`.
-pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ClusterArgs) -> anyhow::Result<()> {
+    args.connect.resolve()?;
     let consumer = args.connect.consumer(&[("client.id", "runnel-cluster".to_string())])?;
     args.connect.check_reachable(&consumer)?;
     match args.action {
@@ -133,7 +134,8 @@ fn health(args: &ClusterArgs, consumer: &BaseConsumer) -> anyhow::Result<()> {
     }
     for b in metadata.brokers() {
         let address = format!("{}:{}", b.host(), b.port());
-        let only_this = ConnectArgs { brokers: address.clone(), properties: args.connect.properties.clone() };
+        let mut only_this = args.connect.clone();
+        only_this.brokers = address.clone();
         let probe = only_this.consumer(&[("client.id", "runnel-cluster-health".to_string())])?;
         if let Err(e) = probe.fetch_metadata(None, HEALTH_TIMEOUT) {
             bail!("unhealthy: broker {} at {address} does not answer metadata requests: {e}", b.id());

@@ -115,7 +115,8 @@ enum Output {
 }
 
 /// Runs `runnel consume`.
-pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ConsumeArgs) -> anyhow::Result<()> {
+    args.connect.resolve()?;
     let output = if args.format == "json" { Output::Json } else { Output::Template(Template::parse(&args.format)?) };
     let mut settings = vec![
         ("client.id", "runnel-consume".to_string()),

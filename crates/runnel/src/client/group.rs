@@ -119,7 +119,8 @@ struct ResetArgs {
 }
 
 /// Runs `runnel group`.
-pub fn run(args: GroupArgs) -> anyhow::Result<()> {
+pub fn run(mut args: GroupArgs) -> anyhow::Result<()> {
+    args.connect.resolve()?;
     let consumer = args.connect.consumer(&[("client.id", "runnel-group".to_string())])?;
     args.connect.check_reachable(&consumer)?;
     match &args.action {

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod produce;
+pub mod profile;
 pub mod template;
 pub mod topic;
 
@@ -28,27 +29,71 @@ use rdkafka::metadata::Metadata;
 /// unreachable.
 pub const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bootstrap brokers when neither --brokers nor a profile names any.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+
 /// The connection flags of every client command; they may stand before or
 /// after a subcommand name.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// Bootstrap brokers, comma-separated (librdkafka: bootstrap.servers).
-    #[arg(long, global = true, env = "RUNNEL_BROKERS", default_value = "127.0.0.1:9092", value_name = "HOST:PORT,...")]
-    pub brokers: String,
+    /// Bootstrap brokers, comma-separated (librdkafka: bootstrap.servers)
+    /// [default: the profile's, else 127.0.0.1:9092].
+    #[arg(long = "brokers", global = true, env = "RUNNEL_BROKERS", value_name = "HOST:PORT,...")]
+    pub(crate) brokers_flag: Option<String>,
     /// A librdkafka client property, applied after all other settings; repeatable.
     /// Example: -X socket.send.buffer.bytes=1048576
     #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
     pub properties: Vec<(String, String)>,
+    /// Take brokers and client properties from this profile in
+    /// $XDG_CONFIG_HOME/runnel/profiles.toml (~/.config/runnel/profiles.toml);
+    /// --brokers and -X override it. Example: --profile staging
+    #[arg(long, global = true, env = "RUNNEL_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
+    /// The bootstrap brokers in effect, set by `resolve`.
+    #[arg(skip = DEFAULT_BROKERS.to_string())]
+    pub brokers: String,
+    /// The profile's client properties; `-X` comes after them.
+    #[arg(skip)]
+    profile_properties: Vec<(String, String)>,
 }
 
 impl ConnectArgs {
+    /// Connection settings without a profile, as if given on the command line.
+    #[cfg(test)]
+    pub fn new(brokers: &str, properties: Vec<(String, String)>) -> ConnectArgs {
+        ConnectArgs {
+            brokers_flag: Some(brokers.to_string()),
+            properties,
+            profile: None,
+            brokers: brokers.to_string(),
+            profile_properties: Vec::new(),
+        }
+    }
+
+    /// Applies `--profile` and works out the brokers in effect: `--brokers`
+    /// (or RUNNEL_BROKERS), else the profile's, else the default. Every
+    /// command calls it once before connecting.
+    pub fn resolve(&mut self) -> anyhow::Result<()> {
+        let profile = match &self.profile {
+            Some(name) => profile::load(name)?,
+            None => profile::Profile::default(),
+        };
+        self.brokers = self.brokers_flag.clone().or(profile.brokers).unwrap_or_else(|| DEFAULT_BROKERS.to_string());
+        self.profile_properties = profile.properties;
+        Ok(())
+    }
+
     /// A client configuration with the bootstrap brokers, then `settings`,
-    /// then the user's `-X` properties, so the user has the last word.
+    /// then the profile's properties, then the user's `-X` properties, so the
+    /// user has the last word.
     pub fn client_config(&self, settings: &[(&str, String)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         for (key, value) in settings {
             config.set(*key, value);
+        }
+        for (key, value) in &self.profile_properties {
+            config.set(key, value);
         }
         for (key, value) in &self.properties {
             config.set(key, value);
@@ -209,7 +254,7 @@ mod tests {
 
     #[test]
     fn later_settings_override_earlier_ones() {
-        let connect = ConnectArgs { brokers: "b:1".into(), properties: vec![("linger.ms".into(), "9".into())] };
+        let connect = ConnectArgs::new("b:1", vec![("linger.ms".into(), "9".into())]);
         let config = connect.client_config(&[("linger.ms", "5".into())]);
         assert_eq!(config.get("linger.ms"), Some("9"));
         assert_eq!(config.get("bootstrap.servers"), Some("b:1"));

@@ -93,7 +93,8 @@ struct NameArg {
 }
 
 /// Runs `runnel topic`.
-pub fn run(args: TopicArgs) -> anyhow::Result<()> {
+pub fn run(mut args: TopicArgs) -> anyhow::Result<()> {
+    args.connect.resolve()?;
     let consumer = args.connect.consumer(&[("client.id", "runnel-topic".to_string())])?;
     args.connect.check_reachable(&consumer)?;
     match &args.action {
