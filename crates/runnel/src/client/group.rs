@@ -270,7 +270,7 @@ struct GroupDescription {
 
 /// The group's committed offsets for every partition of every topic the
 /// broker knows (OffsetFetch takes an explicit list through librdkafka).
-fn committed_offsets(
+fn all_committed_offsets(
     connect: &ConnectArgs,
     consumer: &BaseConsumer,
     group: &str,
@@ -282,6 +282,16 @@ fn committed_offsets(
             tpl.add_partition(t.name(), p.id());
         }
     }
+    committed_offsets(connect, group, tpl)
+}
+
+/// The group's committed offsets for the partitions in `tpl`; a partition
+/// without one is left out.
+fn committed_offsets(
+    connect: &ConnectArgs,
+    group: &str,
+    tpl: TopicPartitionList,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     if tpl.count() == 0 {
         return Ok(BTreeMap::new());
     }
@@ -301,7 +311,7 @@ fn committed_offsets(
 
 fn describe(args: &GroupArgs, consumer: &BaseConsumer, group: &str) -> anyhow::Result<()> {
     let state = describe_group(consumer, group)?;
-    let committed = committed_offsets(&args.connect, consumer, group)?;
+    let committed = all_committed_offsets(&args.connect, consumer, group)?;
     if state.state == "Dead" && committed.is_empty() {
         bail!("consumer group {group} does not exist");
     }
@@ -412,22 +422,12 @@ fn reset_offsets(args: &GroupArgs, consumer: &BaseConsumer, reset: &ResetArgs) -
         }
         partitions = vec![p];
     }
-    let group_consumer = args.connect.group_consumer(group, &[("client.id", "runnel-group".to_string())])?;
     let mut tpl = TopicPartitionList::new();
     for &p in &partitions {
         tpl.add_partition(topic, p);
     }
-    let old = group_consumer
-        .committed_offsets(tpl, GROUP_TIMEOUT)
-        .with_context(|| format!("cannot read the committed offsets of group {group}"))?;
-    let old: BTreeMap<i32, i64> = old
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect();
+    let old: BTreeMap<i32, i64> =
+        committed_offsets(&args.connect, group, tpl)?.into_iter().map(|((_, p), o)| (p, o)).collect();
 
     let timestamp = match (reset.to_datetime, reset.by_duration) {
         (Some(ms), _) => Some(ms),
@@ -485,6 +485,7 @@ fn reset_offsets(args: &GroupArgs, consumer: &BaseConsumer, reset: &ResetArgs) -
         });
     }
     if !reset.dry_run {
+        let group_consumer = args.connect.group_consumer(group, &[("client.id", "runnel-group".to_string())])?;
         group_consumer
             .commit(&commit, CommitMode::Sync)
             .with_context(|| format!("cannot commit the new offsets of group {group}"))?;
