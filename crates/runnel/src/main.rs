@@ -48,7 +48,7 @@ enum Command {
     ///   runnel completions bash > ~/.local/share/bash-completion/completions/runnel
     ///   runnel completions zsh > ~/.zfunc/_runnel
     ///   runnel completions fish > ~/.config/fish/completions/runnel.fish
-    #[command(verbatim_doc_comment)]
+    #[command(verbatim_doc_comment, about = "Print a shell completion script")]
     Completions(CompletionsArgs),
 }
 
