@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use runnel_broker::http::AdminState;
 use runnel_broker::{Broker, BrokerConfig, Server, Source};
 use tokio::signal::unix::{signal, SignalKind};
@@ -40,6 +40,22 @@ enum Command {
     Topic(client::topic::TopicArgs),
     Produce(client::produce::ProduceArgs),
     Consume(client::consume::ConsumeArgs),
+    Group(client::group::GroupArgs),
+    Cluster(client::cluster::ClusterArgs),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   runnel completions bash > ~/.local/share/bash-completion/completions/runnel
+    ///   runnel completions zsh > ~/.zfunc/_runnel
+    ///   runnel completions fish > ~/.config/fish/completions/runnel.fish
+    #[command(verbatim_doc_comment, about = "Print a shell completion script")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(clap::Args)]
+struct CompletionsArgs {
+    /// The shell the script is for.
+    shell: clap_complete::Shell,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +100,12 @@ fn main() -> ExitCode {
         Command::Topic(args) => client::topic::run(args),
         Command::Produce(args) => client::produce::run(args),
         Command::Consume(args) => client::consume::run(args),
+        Command::Group(args) => client::group::run(args),
+        Command::Cluster(args) => client::cluster::run(args),
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "runnel", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

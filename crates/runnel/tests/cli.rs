@@ -1,6 +1,7 @@
-//! The client commands `runnel topic`, `runnel produce` and `runnel consume`
-//! against the real broker binary: topic life cycle, byte-exact round trips
-//! through both input and output formats, start positions, Ctrl-C, and
+//! The client commands `runnel topic`, `runnel produce`, `runnel consume`,
+//! `runnel group`, `runnel cluster` and `runnel completions` against the real
+//! broker binary: topic life cycle, byte-exact round trips through both input
+//! and output formats, start positions, Ctrl-C, consumer group offsets, and
 //! one-line errors for an unreachable broker or an unknown topic.
 
 mod common;
@@ -10,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::BrokerProcess;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// How long one client command may run before the test gives up on it.
@@ -17,9 +20,16 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts `runnel ARGS` with piped stdin, stdout and stderr.
 fn spawn(args: &[&str]) -> Child {
+    spawn_with_env(args, &[])
+}
+
+/// Starts `runnel ARGS` with extra environment variables.
+fn spawn_with_env(args: &[&str], vars: &[(&str, &std::path::Path)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args(args)
         .env_remove("RUNNEL_BROKERS")
+        .env_remove("RUNNEL_PROFILE")
+        .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -308,6 +318,7 @@ fn mistakes_fail_with_one_line() {
     for args in [
         &["topic", "list", "--brokers", unreachable][..],
         &["topic", "create", "x", "--brokers", unreachable],
+        &["group", "describe", "g", "--brokers", unreachable],
         &["consume", "x", "--brokers", unreachable],
         &["produce", "x", "--brokers", unreachable],
     ] {
@@ -337,4 +348,209 @@ fn mistakes_fail_with_one_line() {
     assert!(line.contains("input line 2") && line.contains("1 earlier records acknowledged"), "{line}");
     let line = one_line_error(&["consume", "one", "--format", "%q", "--brokers", b], b"");
     assert!(line.contains("%q"), "{line}");
+}
+
+/// The committed offset, log end offset and lag of `topic`'s partitions in
+/// `runnel group describe GROUP --format json`, by partition.
+fn group_offsets(b: &str, group: &str, topic: &str) -> Vec<(i64, Option<i64>, i64, Option<i64>)> {
+    let json: Value =
+        serde_json::from_slice(&ok(&["group", "describe", group, "--format", "json", "--brokers", b], b""))
+            .expect("describe is JSON");
+    json["offsets"]
+        .as_array()
+        .expect("offsets")
+        .iter()
+        .filter(|o| o["topic"] == topic)
+        .map(|o| {
+            (
+                o["partition"].as_i64().unwrap(),
+                o["committed_offset"].as_i64(),
+                o["log_end_offset"].as_i64().unwrap(),
+                o["lag"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+/// Goal: `runnel group` shows and changes a group's offsets as an operator
+/// expects. Method: records with known timestamps in two partitions (10 and
+/// 4), offsets 6 and 1 committed for group `billing` by an rdkafka consumer;
+/// then `list` shows the group, `describe` gives committed offset, log end
+/// offset and lag per partition, a dry-run reset changes nothing, a reset to
+/// offset 3 makes `consume --group` start at 3 in both partitions, a reset
+/// to a time lands on the first record at or after it, a reset is refused
+/// while a `consume --group` member is active (and `describe` shows that
+/// member and its partitions), and after `delete` the group is gone.
+#[test]
+fn group_offsets_describe_reset_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &["group.initial.rebalance.delay.ms=100"]);
+    let b = broker.addr.as_str();
+    ok(&["topic", "create", "gt", "--partitions", "2", "--brokers", b], b"");
+    // Partition 0: offsets 0..10 with timestamps 1000, 2000, ..., 10000; partition 1: 4 records.
+    let mut input: String =
+        (0..10).map(|i| format!("{{\"value\":\"a{i}\",\"partition\":0,\"timestamp\":{}}}\n", (i + 1) * 1000)).collect();
+    input.extend((0..4).map(|i| format!("{{\"value\":\"b{i}\",\"partition\":1,\"timestamp\":{}}}\n", (i + 1) * 1000)));
+    ok(&["produce", "gt", "--format", "json", "--brokers", b], input.as_bytes());
+
+    let committer = broker.consumer(&[("group.id", "billing")]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("gt", 0, Offset::Offset(6)).unwrap();
+    tpl.add_partition_offset("gt", 1, Offset::Offset(1)).unwrap();
+    committer.commit(&tpl, CommitMode::Sync).expect("commit");
+    drop(committer);
+
+    let table = ok_text(&["group", "list", "--brokers", b], b"");
+    assert!(table.lines().any(|l| l.split_whitespace().next() == Some("billing")), "{table}");
+    let list: Value = serde_json::from_slice(&ok(&["group", "list", "--format", "json", "--brokers", b], b"")).unwrap();
+    assert!(list.as_array().unwrap().iter().any(|g| g["group"] == "billing" && g["state"] == "Empty"), "{list}");
+
+    assert_eq!(group_offsets(b, "billing", "gt"), [(0, Some(6), 10, Some(4)), (1, Some(1), 4, Some(3))]);
+    let table = ok_text(&["group", "describe", "billing", "--brokers", b], b"");
+    assert!(
+        table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["gt", "0", "6", "10", "4", "-"]),
+        "{table}"
+    );
+
+    let dry = ok_text(
+        &["group", "reset-offsets", "billing", "--topic", "gt", "--to-earliest", "--dry-run", "--brokers", b],
+        b"",
+    );
+    assert!(dry.contains("6 -> 0") && dry.contains("1 -> 0"), "{dry}");
+    assert_eq!(group_offsets(b, "billing", "gt"), [(0, Some(6), 10, Some(4)), (1, Some(1), 4, Some(3))], "dry run");
+
+    let reset =
+        ok_text(&["group", "reset-offsets", "billing", "--topic", "gt", "--to-offset", "3", "--brokers", b], b"");
+    assert!(reset.contains("6 -> 3") && reset.contains("1 -> 3"), "{reset}");
+    assert_eq!(group_offsets(b, "billing", "gt"), [(0, Some(3), 10, Some(7)), (1, Some(3), 4, Some(1))]);
+    let read =
+        ok_text(&["consume", "gt", "--group", "billing", "--until-end", "--format", "%p:%o ", "--brokers", b], b"");
+    let mut firsts = std::collections::BTreeMap::new();
+    let mut count = 0;
+    for item in read.split_whitespace() {
+        let (p, o) = item.split_once(':').unwrap();
+        firsts.entry(p.to_string()).or_insert(o.parse::<i64>().unwrap());
+        count += 1;
+    }
+    assert_eq!(firsts, [("0".to_string(), 3), ("1".to_string(), 3)].into(), "{read}");
+    assert_eq!(count, 7 + 1, "{read}");
+    // consume --group committed what it printed.
+    assert_eq!(group_offsets(b, "billing", "gt"), [(0, Some(10), 10, Some(0)), (1, Some(4), 4, Some(0))]);
+
+    // 00:00:04.5 falls between the records stamped 4000 (offset 3) and 5000 (offset 4).
+    let args = ["group", "reset-offsets", "billing", "--topic", "gt", "--partition", "0", "--format", "json"];
+    let out = ok(&[&args[..], &["--to-datetime", "1970-01-01T00:00:04.500Z", "--brokers", b]].concat(), b"");
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        out["partitions"],
+        serde_json::json!([{"topic": "gt", "partition": 0, "old_offset": 10, "new_offset": 4}])
+    );
+    assert_eq!(group_offsets(b, "billing", "gt")[0], (0, Some(4), 10, Some(6)));
+
+    // An active member blocks the reset.
+    let member = spawn(&["consume", "gt", "--group", "billing", "--brokers", b]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let json: Value =
+            serde_json::from_slice(&ok(&["group", "describe", "billing", "--format", "json", "--brokers", b], b""))
+                .unwrap();
+        let members = json["members"].as_array().unwrap();
+        if json["state"] == "Stable" && members.len() == 1 {
+            assert_eq!(members[0]["client_id"], "runnel-consume", "{json}");
+            assert_eq!(members[0]["assignment"], serde_json::json!([{"topic": "gt", "partitions": [0, 1]}]), "{json}");
+            let member_id = members[0]["member_id"].as_str().unwrap();
+            assert!(json["offsets"].as_array().unwrap().iter().all(|o| o["member_id"] == member_id), "{json}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the member did not join: {json}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let line =
+        one_line_error(&["group", "reset-offsets", "billing", "--topic", "gt", "--to-latest", "--brokers", b], b"");
+    assert!(line.contains("active members"), "{line}");
+    // SAFETY: kill(2) with a pid this test spawned and still owns.
+    assert_eq!(unsafe { libc::kill(member.id() as i32, libc::SIGINT) }, 0);
+    let out = finish(member, "consume --group after SIGINT");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    ok(&["group", "delete", "billing", "--brokers", b], b"");
+    let table = ok_text(&["group", "list", "--brokers", b], b"");
+    assert!(!table.lines().any(|l| l.split_whitespace().next() == Some("billing")), "{table}");
+    let line = one_line_error(&["group", "describe", "billing", "--brokers", b], b"");
+    assert!(line.contains("does not exist"), "{line}");
+}
+
+/// Goal: `runnel cluster` describes a one-broker cluster and calls it
+/// healthy, and `runnel completions` prints scripts. Method: `cluster info
+/// --format json` must list exactly the broker the test started (its port),
+/// name it controller and carry a cluster id; `cluster health` exits 0 with
+/// "healthy"; `completions bash|zsh|fish` print scripts naming `runnel`.
+#[test]
+fn cluster_info_health_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let b = broker.addr.as_str();
+    ok(&["topic", "create", "c1", "--partitions", "3", "--brokers", b], b"");
+    let info: Value =
+        serde_json::from_slice(&ok(&["cluster", "info", "--format", "json", "--brokers", b], b"")).unwrap();
+    let brokers = info["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1, "{info}");
+    let port: i64 = b.rsplit_once(':').unwrap().1.parse().unwrap();
+    assert_eq!(brokers[0]["port"], port, "{info}");
+    assert_eq!(info["controller_id"], brokers[0]["id"], "{info}");
+    assert!(info["cluster_id"].as_str().is_some_and(|id| !id.is_empty()), "{info}");
+    assert!(info["topics"].as_u64().unwrap() >= 1 && info["partitions"].as_u64().unwrap() >= 3, "{info}");
+    let table = ok_text(&["cluster", "info", "--brokers", b], b"");
+    assert!(table.contains("controller"), "{table}");
+
+    let health = ok_text(&["cluster", "health", "--brokers", b], b"");
+    assert!(health.starts_with("healthy"), "{health}");
+
+    let bash = ok_text(&["completions", "bash"], b"");
+    assert!(bash.contains("_runnel") && bash.contains("complete") && bash.contains("reset-offsets"), "{bash}");
+    for shell in ["zsh", "fish"] {
+        assert!(ok_text(&["completions", shell], b"").contains("runnel"), "{shell}");
+    }
+}
+
+/// Goal: `--profile` supplies brokers and client properties, and `--brokers`
+/// and `-X` override them. Method: a profiles.toml under a temporary
+/// XDG_CONFIG_HOME with a profile naming the test broker, one naming a
+/// closed port, and one holding an invalid client property; check which
+/// commands reach the broker and that an unknown profile fails with one line.
+#[test]
+fn profiles_supply_brokers_and_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let b = broker.addr.as_str();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("runnel")).unwrap();
+    let file = format!(
+        "[here]\nbrokers = \"{b}\"\n\n[nowhere]\nbrokers = \"127.0.0.1:1\"\n\n\
+         [bad]\nbrokers = \"{b}\"\nproperties = {{ \"socket.timeout.ms\" = \"not-a-number\" }}\n"
+    );
+    std::fs::write(config.join("runnel").join("profiles.toml"), file).unwrap();
+    let run_env = |args: &[&str]| finish(spawn_with_env(args, &[("XDG_CONFIG_HOME", &config)]), &format!("{args:?}"));
+
+    let out = run_env(&["cluster", "info", "--format", "json", "--profile", "here"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let port: i64 = b.rsplit_once(':').unwrap().1.parse().unwrap();
+    assert_eq!(info["brokers"][0]["port"], port, "{info}");
+
+    // --brokers wins over the profile's brokers.
+    let out = run_env(&["cluster", "health", "--profile", "nowhere", "--brokers", b]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The profile's properties reach the client; -X comes after them.
+    let out = run_env(&["cluster", "health", "--profile", "bad"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("socket.timeout.ms"), "{out:?}");
+    let out = run_env(&["cluster", "health", "--profile", "bad", "-X", "socket.timeout.ms=10000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run_env(&["group", "list", "--profile", "missing"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.lines().count() == 1, "{stderr}");
+    assert!(stderr.contains("no such profile") && stderr.contains("bad, here, nowhere"), "{stderr}");
 }

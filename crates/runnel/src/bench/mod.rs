@@ -104,7 +104,8 @@ struct ProducerTuning {
 }
 
 /// Runs `runnel bench`.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(mut args: BenchArgs) -> anyhow::Result<()> {
+    args.common.connect.resolve()?;
     match args.workload {
         Workload::Produce(w) => produce::run(&args.common, &w),
         Workload::Consume(w) => consume::run(&args.common, &w),
@@ -213,7 +214,7 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        assert_eq!(cli.bench.common.connect.brokers, "h:1");
+        assert_eq!(cli.bench.common.connect.brokers_flag.as_deref(), Some("h:1"));
         assert!(cli.bench.common.json);
         assert_eq!(
             cli.bench.common.connect.properties,
@@ -233,7 +234,7 @@ mod tests {
     #[test]
     fn later_settings_override_earlier_ones() {
         let common = CommonArgs {
-            connect: ConnectArgs { brokers: "b:1".into(), properties: vec![("linger.ms".into(), "9".into())] },
+            connect: ConnectArgs::new("b:1", vec![("linger.ms".into(), "9".into())]),
             json: false,
             quiet: true,
         };

@@ -1,11 +1,11 @@
 //! `runnel consume`: prints the records of a topic.
 //!
 //! Partitions are assigned by hand from a chosen start (beginning, end, an
-//! offset, the last N records or a timestamp looked up with ListOffsets); the
-//! consumer never joins a group or commits offsets, because Runnel does not
-//! serve the group protocol yet. It stops after `--count` records, at the end
-//! of every partition with `--until-end`, or on SIGINT/SIGTERM, flushing what
-//! it has printed.
+//! offset, the last N records or a timestamp looked up with ListOffsets), or,
+//! with `--group`, the consumer joins that group, starts at its committed
+//! offsets and commits what it printed when it stops. It stops after
+//! `--count` records, at the end of every partition with `--until-end`, or on
+//! SIGINT/SIGTERM, flushing what it has printed.
 
 use std::collections::HashSet;
 use std::io::{BufWriter, ErrorKind, Write};
@@ -31,8 +31,11 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Print records of a topic.
 ///
 /// Reads every partition (or one, with --partition) by manual assignment: no
-/// consumer group is joined and no offset is committed. --from picks where
-/// each partition starts:
+/// consumer group is joined and no offset is committed, unless --group names
+/// a group to join: then the group assigns the partitions, each starts at the
+/// group's committed offset (or, without one, at --from beginning or end),
+/// and the offsets of the printed records are committed on exit.
+/// --from picks where each partition starts:
 ///   beginning     the log start offset
 ///   end           the high watermark: only records written from now on (default)
 ///   OFFSET        this offset, e.g. --from 42 (clamped to the partition's
@@ -55,6 +58,7 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 ///   runnel consume orders --from beginning --until-end
 ///   runnel consume orders --from -5 --format '%p:%o %k=%s\n'
 ///   runnel consume orders --partition 0 --from @1700000000000 --count 10 --format json
+///   runnel consume orders --group billing --count 100
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment, about = "Print records of a topic")]
 pub struct ConsumeArgs {
@@ -77,6 +81,9 @@ pub struct ConsumeArgs {
     /// Output: a template such as '%k=%s\n', or json.
     #[arg(long, short = 'F', default_value = "%s\\n")]
     format: String,
+    /// Join this consumer group, start at its committed offsets and commit on exit.
+    #[arg(long, short = 'G', conflicts_with = "partition")]
+    group: Option<String>,
 }
 
 /// Where reading starts in each partition.
@@ -108,15 +115,29 @@ enum Output {
 }
 
 /// Runs `runnel consume`.
-pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ConsumeArgs) -> anyhow::Result<()> {
+    args.connect.resolve()?;
     let output = if args.format == "json" { Output::Json } else { Output::Template(Template::parse(&args.format)?) };
-    let consumer = args.connect.consumer(&[
+    let mut settings = vec![
         ("client.id", "runnel-consume".to_string()),
         ("enable.partition.eof", args.until_end.to_string()),
         // Retention may delete records ahead of a slow reader; it then goes
         // on from the new log start offset.
         ("auto.offset.reset", "earliest".to_string()),
-    ])?;
+    ];
+    let consumer = match &args.group {
+        None => args.connect.consumer(&settings)?,
+        Some(group) => {
+            // Without a committed offset a partition starts where --from says.
+            let reset = match args.from {
+                Start::Beginning => "earliest",
+                Start::End => "latest",
+                _ => bail!("--group starts at the committed offsets; --from may only be beginning or end"),
+            };
+            settings[2].1 = reset.to_string();
+            args.connect.group_consumer(group, &settings)?
+        }
+    };
     args.connect.check_reachable(&consumer)?;
     let mut partitions = existing_topic_partitions(&consumer, &args.topic)?;
     if let Some(p) = args.partition {
@@ -125,7 +146,11 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         }
         partitions = vec![p];
     }
-    consumer.assign(&start_positions(&consumer, &args.topic, &partitions, args.from)?)?;
+    if args.group.is_some() {
+        consumer.subscribe(&[&args.topic])?;
+    } else {
+        consumer.assign(&start_positions(&consumer, &args.topic, &partitions, args.from)?)?;
+    }
 
     // The handlers are installed before the first poll, so a Ctrl-C at any
     // later point ends the loop instead of killing the process mid-write.
@@ -146,6 +171,11 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut out = BufWriter::new(stdout);
     let result = read_loop(&consumer, &args, partitions.len(), &output, &mut out, &stop);
     let result = result.and_then(|()| out.flush());
+    if let Some(group) = &args.group {
+        commit_printed(&consumer, group)?;
+        // Leaving now hands the partitions to the other members at once.
+        consumer.unsubscribe();
+    }
     match result {
         // A closed pipe (`runnel consume ... | head`) is a normal way to stop.
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
@@ -154,6 +184,14 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         Err(e) if e.kind() == ErrorKind::Other && e.get_ref().is_some() => Err(anyhow::anyhow!("{e}")),
         Err(e) => Err(anyhow::anyhow!("cannot write output: {e}")),
         Ok(()) => Ok(()),
+    }
+}
+
+/// Commits the offsets stored for the printed records; nothing printed is not an error.
+fn commit_printed(consumer: &BaseConsumer, group: &str) -> anyhow::Result<()> {
+    match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        Err(e) => bail!("cannot commit the offsets of group {group}: {e}"),
     }
 }
 
@@ -217,7 +255,12 @@ fn read_loop(
         if stop.load(Ordering::Relaxed) || args.count.is_some_and(|n| printed >= n) {
             return Ok(());
         }
-        if args.until_end && at_end.len() == partition_count {
+        // A group member reads what the group assigned it.
+        let partition_count = match &args.group {
+            Some(_) => consumer.assignment().map(|a| a.count()).unwrap_or(0),
+            None => partition_count,
+        };
+        if args.until_end && partition_count > 0 && at_end.len() >= partition_count {
             return Ok(());
         }
         match consumer.poll(POLL_TIMEOUT) {
@@ -227,6 +270,9 @@ fn read_loop(
                 at_end.remove(&message.partition());
                 print(output, out, &message)?;
                 printed += 1;
+                if args.group.is_some() {
+                    consumer.store_offset_from_message(&message).map_err(std::io::Error::other)?;
+                }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);

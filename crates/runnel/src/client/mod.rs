@@ -7,8 +7,11 @@
 //! and `runnel bench` all talk to the broker through librdkafka, so a flag
 //! means the same thing everywhere and `-X` reaches every client property.
 
+pub mod cluster;
 pub mod consume;
+pub mod group;
 pub mod produce;
+pub mod profile;
 pub mod template;
 pub mod topic;
 
@@ -26,27 +29,71 @@ use rdkafka::metadata::Metadata;
 /// unreachable.
 pub const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bootstrap brokers when neither --brokers nor a profile names any.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+
 /// The connection flags of every client command; they may stand before or
 /// after a subcommand name.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// Bootstrap brokers, comma-separated (librdkafka: bootstrap.servers).
-    #[arg(long, global = true, env = "RUNNEL_BROKERS", default_value = "127.0.0.1:9092", value_name = "HOST:PORT,...")]
-    pub brokers: String,
+    /// Bootstrap brokers, comma-separated (librdkafka: bootstrap.servers)
+    /// [default: the profile's, else 127.0.0.1:9092].
+    #[arg(long = "brokers", global = true, env = "RUNNEL_BROKERS", value_name = "HOST:PORT,...")]
+    pub(crate) brokers_flag: Option<String>,
     /// A librdkafka client property, applied after all other settings; repeatable.
     /// Example: -X socket.send.buffer.bytes=1048576
     #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = parse_property)]
     pub properties: Vec<(String, String)>,
+    /// Take brokers and client properties from this profile in
+    /// $XDG_CONFIG_HOME/runnel/profiles.toml (~/.config/runnel/profiles.toml);
+    /// --brokers and -X override it. Example: --profile staging
+    #[arg(long, global = true, env = "RUNNEL_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
+    /// The bootstrap brokers in effect, set by `resolve`.
+    #[arg(skip = DEFAULT_BROKERS.to_string())]
+    pub brokers: String,
+    /// The profile's client properties; `-X` comes after them.
+    #[arg(skip)]
+    profile_properties: Vec<(String, String)>,
 }
 
 impl ConnectArgs {
+    /// Connection settings without a profile, as if given on the command line.
+    #[cfg(test)]
+    pub fn new(brokers: &str, properties: Vec<(String, String)>) -> ConnectArgs {
+        ConnectArgs {
+            brokers_flag: Some(brokers.to_string()),
+            properties,
+            profile: None,
+            brokers: brokers.to_string(),
+            profile_properties: Vec::new(),
+        }
+    }
+
+    /// Applies `--profile` and works out the brokers in effect: `--brokers`
+    /// (or RUNNEL_BROKERS), else the profile's, else the default. Every
+    /// command calls it once before connecting.
+    pub fn resolve(&mut self) -> anyhow::Result<()> {
+        let profile = match &self.profile {
+            Some(name) => profile::load(name)?,
+            None => profile::Profile::default(),
+        };
+        self.brokers = self.brokers_flag.clone().or(profile.brokers).unwrap_or_else(|| DEFAULT_BROKERS.to_string());
+        self.profile_properties = profile.properties;
+        Ok(())
+    }
+
     /// A client configuration with the bootstrap brokers, then `settings`,
-    /// then the user's `-X` properties, so the user has the last word.
+    /// then the profile's properties, then the user's `-X` properties, so the
+    /// user has the last word.
     pub fn client_config(&self, settings: &[(&str, String)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         for (key, value) in settings {
             config.set(*key, value);
+        }
+        for (key, value) in &self.profile_properties {
+            config.set(key, value);
         }
         for (key, value) in &self.properties {
             config.set(key, value);
@@ -54,12 +101,25 @@ impl ConnectArgs {
         config
     }
 
-    /// A consumer used for metadata and watermark look-ups and for reading.
-    /// It never joins a group: Runnel does not implement the group protocol
-    /// yet, so partitions are assigned by hand and offsets are never committed.
+    /// A consumer used for metadata and watermark look-ups and for reading by
+    /// hand-assigned partitions. It never joins a group or commits offsets;
+    /// `group_consumer` is the one for a named group.
     pub fn consumer(&self, settings: &[(&str, String)]) -> anyhow::Result<BaseConsumer> {
         let mut all = vec![
             ("group.id", "runnel-cli-unused".to_string()),
+            ("enable.auto.commit", "false".to_string()),
+            ("enable.auto.offset.store", "false".to_string()),
+        ];
+        all.extend(settings.iter().cloned());
+        self.client_config(&all).create().context("cannot create the consumer")
+    }
+
+    /// A consumer with `group.id` set to `group`, for reading and committing
+    /// that group's offsets. It joins the group only when it subscribes.
+    pub fn group_consumer(&self, group: &str, settings: &[(&str, String)]) -> anyhow::Result<BaseConsumer> {
+        let mut all = vec![
+            ("group.id", group.to_string()),
+            ("group.protocol", "classic".to_string()),
             ("enable.auto.commit", "false".to_string()),
             ("enable.auto.offset.store", "false".to_string()),
         ];
@@ -157,13 +217,44 @@ impl Compression {
     }
 }
 
+/// Output format of the commands that print data: a table for people, JSON for scripts.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Runs one admin future to completion on a small runtime of its own.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(runtime.block_on(future))
+}
+
+/// Prints left-aligned columns separated by two spaces.
+pub fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn later_settings_override_earlier_ones() {
-        let connect = ConnectArgs { brokers: "b:1".into(), properties: vec![("linger.ms".into(), "9".into())] };
+        let connect = ConnectArgs::new("b:1", vec![("linger.ms".into(), "9".into())]);
         let config = connect.client_config(&[("linger.ms", "5".into())]);
         assert_eq!(config.get("linger.ms"), Some("9"));
         assert_eq!(config.get("bootstrap.servers"), Some("b:1"));

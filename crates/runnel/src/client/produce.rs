@@ -141,7 +141,8 @@ impl ProducerContext for DeliveryCounter {
 }
 
 /// Runs `runnel produce`.
-pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ProduceArgs) -> anyhow::Result<()> {
+    args.connect.resolve()?;
     let consumer = args.connect.consumer(&[("client.id", "runnel-produce".to_string())])?;
     args.connect.check_reachable(&consumer)?;
     let partitions = existing_topic_partitions(&consumer, &args.topic)?;

@@ -9,12 +9,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 
-use super::{parse_property, topic_partitions, ConnectArgs, REACH_TIMEOUT};
+use super::{block_on, parse_property, print_table, topic_partitions, ConnectArgs, OutputFormat, REACH_TIMEOUT};
 
 /// How long creating or deleting a topic and seeing it in metadata may take.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,12 +45,6 @@ pub struct TopicArgs {
     format: OutputFormat,
     #[command(subcommand)]
     action: Action,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum OutputFormat {
-    Table,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,7 +93,8 @@ struct NameArg {
 }
 
 /// Runs `runnel topic`.
-pub fn run(args: TopicArgs) -> anyhow::Result<()> {
+pub fn run(mut args: TopicArgs) -> anyhow::Result<()> {
+    args.connect.resolve()?;
     let consumer = args.connect.consumer(&[("client.id", "runnel-topic".to_string())])?;
     args.connect.check_reachable(&consumer)?;
     match &args.action {
@@ -108,12 +103,6 @@ pub fn run(args: TopicArgs) -> anyhow::Result<()> {
         Action::Describe(name) => describe(&args, &consumer, &name.name),
         Action::Delete(name) => delete(&args, &consumer, &name.name),
     }
-}
-
-/// Runs one admin future to completion on a small runtime of its own.
-fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    Ok(runtime.block_on(future))
 }
 
 fn admin_options() -> AdminOptions {
@@ -270,22 +259,4 @@ fn describe(args: &TopicArgs, consumer: &BaseConsumer, name: &str) -> anyhow::Re
         }
     }
     Ok(())
-}
-
-/// Prints left-aligned columns separated by two spaces.
-fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }
