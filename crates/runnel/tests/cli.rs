@@ -102,7 +102,8 @@ fn one_line_error(args: &[&str], input: &[u8]) -> String {
 /// Goal: a topic can be created, seen, described and deleted from the
 /// command line, in both output formats. Method: create `life` with 3
 /// partitions, check `list` (table and JSON), `describe` (table rows and
-/// JSON fields: leader, replicas, ISR, watermarks), then delete it and check
+/// JSON fields: leader, replicas, ISR, watermarks), change its configs and
+/// add partitions (and fail to remove some), then delete it and check
 /// `list` no longer shows it and `describe` fails.
 #[test]
 fn topic_life_cycle() {
@@ -138,6 +139,29 @@ fn topic_life_cycle() {
         assert_eq!(p["isr"], serde_json::json!([leader]), "{p}");
         assert_eq!((p["log_start_offset"].as_i64(), p["high_watermark"].as_i64()), (Some(0), Some(0)), "{p}");
     }
+
+    // Config overrides: set two, then remove one and change the other; a third change shows what the broker
+    // kept (the command reads the overrides back before writing).
+    let alter = |extra: &[&str]| -> Value {
+        let mut args = vec!["topic", "alter-config", "life", "--format", "json", "--brokers", b];
+        args.extend_from_slice(extra);
+        serde_json::from_slice(&ok(&args, b"")).unwrap()
+    };
+    let set = alter(&["--set", "retention.ms=1000", "--set", "cleanup.policy=compact"]);
+    assert_eq!(set["configs"], serde_json::json!({"cleanup.policy": "compact", "retention.ms": "1000"}));
+    let changed = alter(&["--delete", "cleanup.policy", "--set", "retention.ms=2000"]);
+    assert_eq!(changed["configs"], serde_json::json!({"retention.ms": "2000"}));
+    let kept = alter(&["--set", "segment.ms=60000"]);
+    assert_eq!(kept["configs"], serde_json::json!({"retention.ms": "2000", "segment.ms": "60000"}));
+    one_line_error(&["topic", "alter-config", "life", "--delete", "cleanup.policy", "--brokers", b], b"");
+    one_line_error(&["topic", "alter-config", "life", "--set", "retention.ms=soon", "--brokers", b], b"");
+
+    // Partitions only grow.
+    ok(&["topic", "add-partitions", "life", "--total", "5", "--brokers", b], b"");
+    let json = ok(&["topic", "describe", "life", "--format", "json", "--brokers", b], b"");
+    let describe: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(describe["partitions"].as_array().unwrap().len(), 5, "{describe}");
+    one_line_error(&["topic", "add-partitions", "life", "--total", "2", "--brokers", b], b"");
 
     ok(&["topic", "delete", "life", "--brokers", b], b"");
     let table = ok_text(&["topic", "list", "--brokers", b], b"");

@@ -1,16 +1,22 @@
-//! `runnel topic`: create, list, describe and delete topics.
+//! `runnel topic`: create, list, describe, delete topics, change their
+//! configs and add partitions.
 //!
 //! Creation and deletion go through the CreateTopics and DeleteTopics APIs
-//! (librdkafka's admin client); listing and describing read Metadata and, for
+//! (librdkafka's admin client), config changes through DescribeConfigs and
+//! AlterConfigs, new partitions through CreatePartitions; listing and describing read Metadata and, for
 //! watermarks, ListOffsets. Each command waits until metadata shows its
 //! effect, so a script can use the topic on the next line. Output is a table
 //! for people or, with `--format json`, one JSON document for scripts.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 
@@ -29,12 +35,13 @@ Examples:
   runnel topic describe orders
   runnel topic describe orders --format json
 
-  runnel topic delete orders
+  # change configs (others stay as they are), remove an override, add partitions
+  runnel topic alter-config orders --set retention.ms=86400000 --delete segment.bytes
+  runnel topic add-partitions orders --total 6
 
-Changing configs and adding partitions are not available yet: the broker
-does not serve AlterConfigs or CreatePartitions.";
+  runnel topic delete orders";
 
-/// Create, list, describe and delete topics.
+/// Create, list, describe and delete topics; change their configs; add partitions.
 #[derive(Args, Debug)]
 #[command(after_help = TOPIC_AFTER_HELP)]
 pub struct TopicArgs {
@@ -69,6 +76,37 @@ enum Action {
     /// Example: runnel topic delete orders
     #[command(verbatim_doc_comment)]
     Delete(NameArg),
+    /// Set or remove topic config overrides; the topic's other overrides stay.
+    ///
+    /// Example: runnel topic alter-config orders --set retention.ms=86400000 --delete cleanup.policy
+    #[command(verbatim_doc_comment)]
+    AlterConfig(AlterConfigArgs),
+    /// Raise a topic's partition count (Kafka cannot lower it).
+    ///
+    /// Example: runnel topic add-partitions orders --total 6
+    #[command(verbatim_doc_comment)]
+    AddPartitions(AddPartitionsArgs),
+}
+
+#[derive(Args, Debug)]
+struct AlterConfigArgs {
+    /// Topic name.
+    name: String,
+    /// A topic config to set, under Kafka's name; repeatable. Example: --set retention.ms=86400000
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_property)]
+    set: Vec<(String, String)>,
+    /// A topic config override to remove (back to the broker's default); repeatable.
+    #[arg(long = "delete", value_name = "KEY")]
+    delete: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct AddPartitionsArgs {
+    /// Topic name.
+    name: String,
+    /// The partition count the topic should have afterwards.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    total: i32,
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +140,8 @@ pub fn run(mut args: TopicArgs) -> anyhow::Result<()> {
         Action::List => list(&args, &consumer),
         Action::Describe(name) => describe(&args, &consumer, &name.name),
         Action::Delete(name) => delete(&args, &consumer, &name.name),
+        Action::AlterConfig(alter) => alter_config(&args, &consumer, alter),
+        Action::AddPartitions(add) => add_partitions(&args, &consumer, add),
     }
 }
 
@@ -169,6 +209,113 @@ fn delete(args: &TopicArgs, consumer: &BaseConsumer, name: &str) -> anyhow::Resu
     match args.format {
         OutputFormat::Table => println!("deleted topic {name}"),
         OutputFormat::Json => println!("{}", serde_json::json!({ "topic": name, "deleted": true })),
+    }
+    Ok(())
+}
+
+/// Reads the topic's overrides, applies `--set` and `--delete`, and writes the
+/// whole set back with AlterConfigs, which replaces a topic's overrides.
+fn alter_config(args: &TopicArgs, consumer: &BaseConsumer, alter: &AlterConfigArgs) -> anyhow::Result<()> {
+    if alter.set.is_empty() && alter.delete.is_empty() {
+        bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
+    }
+    if topic_partitions(consumer, &alter.name)?.is_none() {
+        bail!("topic {} does not exist", alter.name);
+    }
+    let admin = args.connect.admin()?;
+    let mut overrides = topic_overrides(&admin, &alter.name)?;
+    for key in &alter.delete {
+        if overrides.remove(key).is_none() {
+            bail!("topic {} has no override of {key} to delete", alter.name);
+        }
+    }
+    for (key, value) in &alter.set {
+        overrides.insert(key.clone(), value.clone());
+    }
+    let mut change = AlterConfig::new(ResourceSpecifier::Topic(&alter.name));
+    for (key, value) in &overrides {
+        change = change.set(key, value);
+    }
+    let results = block_on(admin.alter_configs([&change], &admin_options()))?
+        .with_context(|| format!("cannot change the configs of topic {}", alter.name))?;
+    for result in results {
+        if let Err((_, code)) = result {
+            bail!("cannot change the configs of topic {}: {code}", alter.name);
+        }
+    }
+    // The rdkafka crate reports every AlterConfigs resource as a success, even one the broker refused
+    // (INVALID_CONFIG), so read the overrides back and compare.
+    let now = topic_overrides(&admin, &alter.name)?;
+    if now != overrides {
+        let refused: Vec<String> = alter
+            .set
+            .iter()
+            .filter(|(k, v)| now.get(k) != Some(v))
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(alter.delete.iter().filter(|k| now.contains_key(*k)).map(|k| format!("--delete {k}")))
+            .collect();
+        bail!(
+            "the broker refused the change to topic {} ({}): check the names and values",
+            alter.name,
+            refused.join(", ")
+        );
+    }
+    match args.format {
+        OutputFormat::Table => {
+            let rows = overrides.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+            print_table(&["CONFIG", "VALUE"], rows);
+        }
+        OutputFormat::Json => println!("{}", serde_json::json!({ "topic": alter.name, "configs": overrides })),
+    }
+    Ok(())
+}
+
+/// The topic's config overrides (DescribeConfigs entries whose source is the topic).
+fn topic_overrides(admin: &AdminClient<DefaultClientContext>, topic: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let described = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &admin_options()))?
+        .with_context(|| format!("cannot read the configs of topic {topic}"))?;
+    let resource = match described.into_iter().next() {
+        Some(Ok(resource)) => resource,
+        Some(Err(code)) => bail!("cannot read the configs of topic {topic}: {code}"),
+        None => bail!("cannot read the configs of topic {topic}: empty answer"),
+    };
+    Ok(resource
+        .entries
+        .into_iter()
+        .filter(|e| e.source == ConfigSource::DynamicTopic)
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect())
+}
+
+fn add_partitions(args: &TopicArgs, consumer: &BaseConsumer, add: &AddPartitionsArgs) -> anyhow::Result<()> {
+    let Some(current) = topic_partitions(consumer, &add.name)?.map(|ids| ids.len()) else {
+        bail!("topic {} does not exist", add.name);
+    };
+    if add.total as usize <= current {
+        bail!("topic {} already has {current} partitions; --total must be larger", add.name);
+    }
+    let admin = args.connect.admin()?;
+    let new = NewPartitions::new(&add.name, add.total as usize);
+    let results = block_on(admin.create_partitions([&new], &admin_options()))?
+        .with_context(|| format!("cannot add partitions to topic {}", add.name))?;
+    for result in results {
+        if let Err((_, code)) = result {
+            bail!("cannot add partitions to topic {}: {code}", add.name);
+        }
+    }
+    let mut partitions = current;
+    wait_until(
+        || {
+            partitions = topic_partitions(consumer, &add.name)?.map_or(0, |ids| ids.len());
+            Ok(partitions >= add.total as usize)
+        },
+        &format!("{} partitions of topic {}", add.total, add.name),
+    )?;
+    match args.format {
+        OutputFormat::Table => println!("topic {} now has {partitions} partitions (was {current})", add.name),
+        OutputFormat::Json => {
+            println!("{}", serde_json::json!({ "topic": add.name, "partitions": partitions, "before": current }))
+        }
     }
     Ok(())
 }
