@@ -24,7 +24,8 @@
 #   RUNNEL_TEST_ONLY=compat   only step 6 (after steps 1 and 3, building just
 #                             the runnel binary); no venv, cargo test or pytest
 #   RUNNEL_SKIP_COMPAT=1      skip step 6
-#   RUNNEL_COMPAT_BUDGET=900  time limit for step 6 as a whole, in seconds
+#   RUNNEL_COMPAT_BUDGET=1200 time limit for step 6 as a whole, in seconds (the
+#                             first run also builds librdkafka, about 2 minutes)
 #   RUNNEL_SKIP_INSTALL=1     skip steps 1-2 (no apt, no pip); the venv must exist
 #   RUNNEL_TEST_TIMEOUT=120   per-test timeout for pytest, in seconds
 #   RUNNEL_BIN=/path/runnel   broker binary for pytest (default:
@@ -214,7 +215,7 @@ elif ! grep -qE '^[[:space:]]*[0-9]{4}' "$ALLOW_LIST" 2>/dev/null; then
 else
   step "librdkafka conformance"
   # timeout signals the whole process group: run.sh, its broker and the test.
-  timeout -k 10 "${RUNNEL_COMPAT_BUDGET:-900}" \
+  timeout -k 10 "${RUNNEL_COMPAT_BUDGET:-1200}" \
     bash compat/librdkafka/run.sh --allow-list
 fi
 

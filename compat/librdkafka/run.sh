@@ -16,10 +16,10 @@
 #      the test runner, only when not built yet
 #   3. build target/debug/runnel if missing, start it on 127.0.0.1:0 with a
 #      fresh data directory, write test.conf with its address
-#   4. run the tests one number at a time (a number can hold several tests,
-#      e.g. 0045_*; only the broker-facing ones run: test-runner -L), each
-#      under `timeout`, continuing after failures; restart the broker if a
-#      test leaves it dead
+#   4. run the tests, RUNNEL_COMPAT_JOBS numbers at a time (a number can hold
+#      several tests, e.g. 0045_*; only the broker-facing ones run:
+#      test-runner -L), each under `timeout`, continuing after failures; with
+#      one job, restart the broker if a test leaves it dead
 #   5. write results.tsv (number, status, seconds, tests) and print
 #      "N passed, M failed"
 # A test the runner skips (e.g. it needs a cluster tool or a newer version)
@@ -27,6 +27,10 @@
 #
 # Knobs (environment variables):
 #   RUNNEL_COMPAT_TIMEOUT=120    per-test time limit, seconds
+#   RUNNEL_COMPAT_JOBS=2         tests run at once against the one broker (the
+#                                suite's tests use random topic and group names,
+#                                and most of their time is waiting); 1 runs them
+#                                one after another and restarts a broker that died
 #   RUNNEL_COMPAT_KAFKA_VERSION  Kafka version the runner assumes (3.9.0)
 #   RUNNEL_COMPAT_SCENARIO=default  the suite's broker scenario: "default"
 #                                (topics auto-created) or "noautocreate" (the
@@ -53,6 +57,7 @@ LOGS=${RUNNEL_COMPAT_LOGS:-$BUILD/logs}
 ALLOW_LIST=$HERE/allow-list.txt
 RESULTS=${RUNNEL_COMPAT_RESULTS:-$HERE/results.tsv}
 TIMEOUT=${RUNNEL_COMPAT_TIMEOUT:-120}
+JOBS=${RUNNEL_COMPAT_JOBS:-2}
 KAFKA_VERSION=${RUNNEL_COMPAT_KAFKA_VERSION:-3.9.0}
 SCENARIO=${RUNNEL_COMPAT_SCENARIO:-default}
 case "$SCENARIO" in
@@ -246,14 +251,36 @@ run_one() {
     status=SKIPPED
   fi
   if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-    log "broker died during $num (see $LOGS/broker-$BROKER_N.log); restarting it"
     status="$status+BROKER_DIED"
     [ "$status" = "PASSED+BROKER_DIED" ] && status=FAILED+BROKER_DIED
-    BROKER_PID=""
-    start_broker
+    # Parallel workers share the broker: only a lone worker restarts it.
+    if [ "$JOBS" -le 1 ]; then
+      log "broker died during $num (see $LOGS/broker-$BROKER_N.log); restarting it"
+      BROKER_PID=""
+      start_broker
+    fi
   fi
   printf '%s\t%s\t%s\t%s\n' "$num" "$status" "$secs" "$names" >>"$RESULTS"
   printf 'compat: %-5s %-8s %6ss  %s\n' "$num" "$status" "$secs" "$names"
+}
+
+# The next test number of the shared queue, or a non-zero status when it is empty.
+next_test() {
+  local i
+  {
+    flock 9
+    i=$(cat "$TMP_ROOT/next")
+    echo $((i + 1)) >"$TMP_ROOT/next"
+  } 9>"$TMP_ROOT/queue.lock"
+  sed -n "$((i + 1))p" "$TMP_ROOT/queue" | grep .
+}
+
+# One of RUNNEL_COMPAT_JOBS workers: runs queued tests until none is left.
+worker() {
+  local num
+  while num=$(next_test); do
+    run_one "$num" "${names[$num]}"
+  done
 }
 
 main() {
@@ -300,11 +327,22 @@ main() {
   # broker under test half-way.
   cp "$RUNNEL_BIN" "$TMP_ROOT/runnel"
   start_broker
-  log "running ${#todo[@]} test numbers, ${TIMEOUT}s limit each, Kafka version $KAFKA_VERSION, scenario $SCENARIO"
+  log "running ${#todo[@]} test numbers, $JOBS at a time, ${TIMEOUT}s limit each, Kafka version $KAFKA_VERSION, scenario $SCENARIO"
 
-  for num in "${todo[@]}"; do
-    run_one "$num" "${names[$num]}"
-  done
+  if [ "$JOBS" -le 1 ]; then
+    for num in "${todo[@]}"; do
+      run_one "$num" "${names[$num]}"
+    done
+  else
+    printf '%s\n' "${todo[@]}" >"$TMP_ROOT/queue"
+    echo 0 >"$TMP_ROOT/next"
+    local w workers=()
+    for w in $(seq 1 "$JOBS"); do
+      worker &
+      workers+=($!)
+    done
+    wait "${workers[@]}"
+  fi
 
   local passed failed skipped
   passed=$(awk -F'\t' 'NR > 1 && $2 == "PASSED"' "$RESULTS" | wc -l)
