@@ -168,6 +168,33 @@ for gb in $RESTART_GB; do
   fi
   stop_broker
 done
+# --- load generator -----------------------------------------------------------------
+# runnel bench produce against librdkafka's own generator, rdkafka_performance,
+# built from the librdkafka source the conformance step builds, on one broker
+# with the same settings, alternating: is runnel bench ever the bottleneck?
+log "## load generator: runnel bench produce vs librdkafka's rdkafka_performance, 1 KiB, acks=1, 1,000,000 records, 4 partitions"
+PERF_DIR=compat/librdkafka/build/librdkafka
+if [ -f "$PERF_DIR/src/librdkafka.a" ] && [ ! -x "$PERF_DIR/examples/rdkafka_performance" ]; then
+  make -C "$PERF_DIR/examples" rdkafka_performance > /dev/null 2>&1 || true
+fi
+if [ -x "$PERF_DIR/examples/rdkafka_performance" ]; then
+  rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.flush.interval.messages=9223372036854775807
+  "$BIN" topic create gen --brokers "$ADDR" --partitions 4 > /dev/null
+  : > "$DIR/gen"
+  for i in $(seq 1 "$REPEAT"); do
+    ours=$("$BIN" bench produce --brokers "$ADDR" --topic gen --acks 1 --count 1000000 --json --quiet \
+      | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["mb_per_s"])')
+    theirs=$("$PERF_DIR/examples/rdkafka_performance" -P -t gen -b "$ADDR" -s 1024 -c 1000000 -a 1 -X linger.ms=5 2>&1 \
+      | sed -n 's/.* msgs\/s and \([0-9.]*\) MB\/s.*/\1/p' | tail -1)
+    echo "$ours $theirs" >> "$DIR/gen"
+  done
+  log "  runnel bench produce, MB/s per run: $(cut -d' ' -f1 "$DIR/gen" | tr '\n' ' ')"
+  log "  rdkafka_performance -P, MB/s per run: $(cut -d' ' -f2 "$DIR/gen" | tr '\n' ' ')"
+  stop_broker
+else
+  log "  skipped: librdkafka is not built here (RUNNEL_TEST_ONLY=compat bash scripts/test.sh builds it)"
+fi
+
 # --- compaction ------------------------------------------------------------------------
 # Cleaner throughput: a compacted topic of COMPACT_RECORDS 1 KiB updates over
 # COMPACT_KEYS keys is written with the cleaner off, then the broker restarts

@@ -145,7 +145,8 @@ impl KeyMap {
             return false;
         }
         self.charged += charge;
-        self.offsets.insert(key, offset);
+        // A copy: the key is a slice of its batch's records, which would otherwise stay in memory with it.
+        self.offsets.insert(Bytes::copy_from_slice(&key), offset);
         true
     }
 }
