@@ -112,8 +112,12 @@ fn for_each_batch(
         if header.magic != MAGIC_V2 || size < BATCH_HEADER_BYTES as u64 || size > view.end - position {
             return Err(corrupt("invalid batch header"));
         }
+        // The header is in hand; read only the rest.
         let mut batch = vec![0u8; size as usize];
-        view.file.read_exact_at(&mut batch, position).map_err(io_err("read", &view.path))?;
+        batch[..BATCH_HEADER_BYTES].copy_from_slice(&head);
+        view.file
+            .read_exact_at(&mut batch[BATCH_HEADER_BYTES..], position + BATCH_HEADER_BYTES as u64)
+            .map_err(io_err("read", &view.path))?;
         if !f(&header, batch)? {
             return Ok(());
         }
@@ -440,6 +444,8 @@ fn groups(plan: &[(i64, SegmentView)], map_end: i64, first_uncleanable: i64, con
     let mut out: Vec<Group> = Vec::new();
     let mut current: Vec<(i64, SegmentView)> = Vec::new();
     let mut bytes = 0u64;
+    // Base offset of the segment after the last one taken into `current`.
+    let mut end = first_uncleanable;
     for (i, (base, view)) in plan.iter().enumerate() {
         if *base >= map_end {
             break;
@@ -456,10 +462,9 @@ fn groups(plan: &[(i64, SegmentView)], map_end: i64, first_uncleanable: i64, con
         }
         bytes += view.end;
         current.push((*base, view.clone()));
+        end = next_base;
     }
-    if let Some((last_base, _)) = current.last() {
-        let i = plan.iter().position(|(b, _)| b == last_base).expect("from the plan");
-        let end = plan.get(i + 1).map_or(first_uncleanable, |(b, _)| *b);
+    if !current.is_empty() {
         out.push(Group { segments: current, end });
     }
     out

@@ -11,12 +11,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{watermarks, BrokerProcess};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 const TOPIC: &str = "table";
 
@@ -26,14 +24,8 @@ fn start(dir: &Path) -> BrokerProcess {
 }
 
 async fn create_compacted_topic(broker: &BrokerProcess, segment_bytes: &str) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &broker.addr).create().expect("admin client");
-    let topic = NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact")
-        .set("segment.bytes", segment_bytes);
-    for result in admin.create_topics([&topic], &AdminOptions::new()).await.expect("create_topics") {
-        result.expect("topic created");
-    }
+    common::create_topic(&broker.addr, TOPIC, 1, &[("cleanup.policy", "compact"), ("segment.bytes", segment_bytes)])
+        .await;
 }
 
 /// Every record of the partition from the start to the high watermark: (offset, key, value).
@@ -75,11 +67,7 @@ fn table(records: &[(i64, String, Option<String>)]) -> BTreeMap<String, String> 
 }
 
 fn active_segment_base(data_dir: &Path) -> i64 {
-    std::fs::read_dir(data_dir.join(format!("{TOPIC}-0")))
-        .unwrap()
-        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".log")?.parse().ok())
-        .max()
-        .unwrap()
+    *common::segment_bases(data_dir, TOPIC, 0).last().expect("a segment")
 }
 
 async fn put(producer: &FutureProducer, key: &str, value: Option<&str>) {

@@ -14,8 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::BrokerProcess;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -40,16 +38,6 @@ fn group_consumer(addr: &str, group: &str) -> BaseConsumer {
 
 fn partitions_of(consumer: &BaseConsumer) -> BTreeSet<i32> {
     consumer.assignment().expect("assignment").elements().iter().map(|e| e.partition()).collect()
-}
-
-async fn create_topic(addr: &str) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", addr).create().expect("admin");
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1));
-    let results = admin.create_topics([&topic], &AdminOptions::new()).await.expect("create topics");
-    results.into_iter().for_each(|r| {
-        r.expect("topic created");
-    });
 }
 
 async fn produce(broker: &BrokerProcess, from: usize, count: usize) {
@@ -79,7 +67,7 @@ fn committed_offsets(consumer: &BaseConsumer) -> BTreeMap<i32, i64> {
 async fn group_of_two_commits_and_offsets_survive_a_broker_kill() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(&dir.path().join("data"), &["group.initial.rebalance.delay.ms=100"]);
-    create_topic(&broker.addr).await;
+    common::create_topic(&broker.addr, TOPIC, PARTITIONS, &[]).await;
     let members = [group_consumer(&broker.addr, "g"), group_consumer(&broker.addr, "g")];
     for m in &members {
         m.subscribe(&[TOPIC]).expect("subscribe");

@@ -7,11 +7,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{read_partition, watermarks, BrokerProcess};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::{read_partition, segment_bases, watermarks, BrokerProcess};
 use rdkafka::producer::FutureRecord;
-use rdkafka::ClientConfig;
 
 /// A broker whose retention pass runs from the start, every 200 ms, and deletes files at once.
 fn start(dir: &Path) -> BrokerProcess {
@@ -19,29 +16,6 @@ fn start(dir: &Path) -> BrokerProcess {
         &dir.join("data"),
         &["log.initial.task.delay.ms=0", "log.retention.check.interval.ms=200", "log.segment.delete.delay.ms=0"],
     )
-}
-
-async fn create_topic(broker: &BrokerProcess, name: &str, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &broker.addr).create().expect("admin client");
-    let mut topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
-    for (k, v) in configs {
-        topic = topic.set(k, v);
-    }
-    let results = admin.create_topics([&topic], &AdminOptions::new()).await.expect("create_topics");
-    for result in results {
-        result.expect("topic created");
-    }
-}
-
-/// Base offsets of the `.log` files in a partition directory, sorted.
-fn segment_bases(data_dir: &Path, topic: &str) -> Vec<i64> {
-    let mut bases: Vec<i64> = std::fs::read_dir(data_dir.join(format!("{topic}-0")))
-        .unwrap()
-        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".log")?.parse().ok())
-        .collect();
-    bases.sort_unstable();
-    bases
 }
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -60,7 +34,7 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 async fn size_retention_deletes_old_segments_and_consumers_reset_to_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = start(dir.path());
-    create_topic(&broker, "sized", &[("segment.bytes", "4096"), ("retention.bytes", "16384")]).await;
+    common::create_topic(&broker.addr, "sized", 1, &[("segment.bytes", "4096"), ("retention.bytes", "16384")]).await;
     let producer = broker.producer(&[("linger.ms", "0"), ("batch.size", "600")]);
     let value = |i: usize| format!("{i:06}-{}", "v".repeat(490));
     for i in 0..200 {
@@ -71,11 +45,11 @@ async fn size_retention_deletes_old_segments_and_consumers_reset_to_the_start() 
     wait_for("the log start offset to advance", Duration::from_secs(15), || watermarks(&consumer, "sized", 0).0 > 0);
     let data_dir = broker.data_dir.clone();
     wait_for("old segment files to go", Duration::from_secs(15), || {
-        segment_bases(&data_dir, "sized")[0] == watermarks(&consumer, "sized", 0).0
+        segment_bases(&data_dir, "sized", 0)[0] == watermarks(&consumer, "sized", 0).0
     });
     let (low, high) = watermarks(&consumer, "sized", 0);
     assert_eq!(high, 200);
-    let bases = segment_bases(&data_dir, "sized");
+    let bases = segment_bases(&data_dir, "sized", 0);
     let kept_bytes: u64 = std::fs::read_dir(data_dir.join("sized-0"))
         .unwrap()
         .map(|e| e.unwrap())
@@ -107,8 +81,8 @@ async fn size_retention_deletes_old_segments_and_consumers_reset_to_the_start() 
 async fn time_retention_empties_expired_topics_and_keeps_fresh_ones() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path());
-    create_topic(&broker, "expiring", &[("retention.ms", "2000")]).await;
-    create_topic(&broker, "fresh", &[("retention.ms", "3600000")]).await;
+    common::create_topic(&broker.addr, "expiring", 1, &[("retention.ms", "2000")]).await;
+    common::create_topic(&broker.addr, "fresh", 1, &[("retention.ms", "3600000")]).await;
     let producer = broker.producer(&[("linger.ms", "0")]);
     let hour_ago =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000;

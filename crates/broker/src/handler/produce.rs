@@ -95,7 +95,8 @@ pub async fn append(
 
 fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAppended> {
     let now = now_ms();
-    let config = broker.effective_config();
+    // Bound on a batch's decompressed size when its records are read (the keys of a compacted topic's batches).
+    let decompressed_bytes_max = broker.config.socket_request_max_bytes();
     let mut out = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         // Produce v13 names topics by id (KIP-516).
@@ -103,12 +104,6 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAp
             if version >= 13 { broker.topic_by_id(&topic_data.topic_id) } else { broker.topic(&topic_data.name) };
         let unknown =
             if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
-        // A compacted topic refuses records without a key, as Kafka does.
-        let compacted = topic.as_ref().is_some_and(|t| {
-            let policy = t.meta.configs.get("cleanup.policy").map(String::as_str);
-            policy.or_else(|| config.topic_default("cleanup.policy")).is_some_and(|p| p.contains("compact"))
-        });
-        let check = AppendChecks { compacted, decompressed_bytes_max: config.socket_request_max_bytes() };
         let partitions = topic_data
             .partition_data
             .into_iter()
@@ -122,22 +117,13 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAp
                     version,
                     now,
                     unknown,
-                    check,
+                    decompressed_bytes_max,
                 ),
             })
             .collect();
         out.push(TopicAppended { name: topic_data.name, topic_id: topic_data.topic_id, partitions });
     }
     out
-}
-
-/// Topic-level checks of a batch beyond its framing.
-#[derive(Clone, Copy)]
-struct AppendChecks {
-    /// `cleanup.policy` includes `compact`: every record needs a key.
-    compacted: bool,
-    /// Bound on a batch's decompressed size when its records are read.
-    decompressed_bytes_max: usize,
 }
 
 #[allow(clippy::too_many_arguments, reason = "one call site; the arguments are the request's parts")]
@@ -149,7 +135,7 @@ fn append_one(
     version: i16,
     now: i64,
     unknown: ResponseError,
-    check: AppendChecks,
+    decompressed_bytes_max: usize,
 ) -> Result<AppendOk, Refused> {
     let partition = topic.and_then(|t| t.partition(index)).ok_or((unknown, None, Vec::new()))?.clone();
     if crate::group::is_internal_topic(&partition.topic) {
@@ -169,8 +155,9 @@ fn append_one(
     if version < 7 && validated.batches[0].attributes & 0x07 == COMPRESSION_ZSTD {
         return Err((ResponseError::UnsupportedCompressionType, None, Vec::new()));
     }
-    if check.compacted {
-        check_keys(&records, check.decompressed_bytes_max)?;
+    // A compacted topic refuses records without a key, as Kafka does; the log's config follows cleanup.policy.
+    if config.compact {
+        check_keys(&records, decompressed_bytes_max)?;
     }
     let mut owned = records.to_vec();
     let info = partition.log.append(&mut owned, &validated, 0, now).map_err(|e| {

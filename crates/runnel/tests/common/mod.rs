@@ -174,6 +174,30 @@ fn send_signal(pid: i32, signal: i32) {
     assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
 }
 
+/// Creates `name` with `partitions` partitions and the given topic configs through the admin API.
+pub async fn create_topic(addr: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", addr).create().expect("admin client");
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    for result in admin.create_topics([&topic], &AdminOptions::new()).await.expect("create_topics") {
+        result.expect("topic created");
+    }
+}
+
+/// Base offsets of the `.log` files of a partition directory, sorted.
+pub fn segment_bases(data_dir: &Path, topic: &str, partition: i32) -> Vec<i64> {
+    let mut bases: Vec<i64> = std::fs::read_dir(data_dir.join(format!("{topic}-{partition}")))
+        .expect("partition directory")
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    bases.sort_unstable();
+    bases
+}
+
 /// The body (with the status line and headers) of an HTTP GET to the admin endpoint.
 pub fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
