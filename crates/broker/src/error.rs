@@ -41,6 +41,10 @@ impl ToErrorCode for LogError {
             // shutting down): a retriable error makes the client refresh its
             // metadata and find out where, or whether, the partition lives now.
             LogError::Closed { .. } | LogError::ShutDown { .. } => ResponseError::NotLeaderOrFollower,
+            LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            LogError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+            LogError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
             _ => ResponseError::KafkaStorageError,
         }
     }

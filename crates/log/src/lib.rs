@@ -20,6 +20,7 @@ mod manager;
 #[cfg(test)]
 mod model_tests;
 pub mod offset_index;
+pub mod producer;
 mod read;
 pub mod records;
 mod recovery;
@@ -39,6 +40,7 @@ pub use log::{
     parse_partition_dir_name, AppendInfo, CleanStats, Cleanable, Log, OpenMode, OpenOptions, ReadResult,
     RetentionOutcome,
 };
+pub use producer::{AbortedTxn, ControlType, ProducerInfo, NO_PRODUCER_ID, NO_SEQUENCE};
 pub use manager::{validate_topic_name, LogManager, StartupReport};
 pub use records::{RecordHeader, RecordView, Records};
 pub use recovery::RecoveryStats;

@@ -20,6 +20,7 @@ use crate::batch::{
 };
 use crate::checkpoint::sync_dir;
 use crate::config::LogConfig;
+use crate::producer::{AbortedTxn, ControlType, ProducerInfo};
 use crate::error::{io_err, is_storage_full, LogError};
 use crate::read;
 use crate::recovery::{recover, RecoveryStats};
@@ -35,6 +36,9 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     pub log_start_offset: i64,
     pub records_count: i64,
+    /// The batch repeats one of the producer's last five batches: nothing was written and the offsets are the ones
+    /// the original append assigned (Kafka answers a retried batch this way).
+    pub duplicate: bool,
 }
 
 /// Whole batches read from the log.
@@ -421,6 +425,7 @@ impl Log {
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset: st.log_start_offset,
             records_count: validated.records_count,
+            duplicate: false,
         })
     }
 
@@ -732,6 +737,49 @@ impl Log {
         let offset = read::record_with_timestamp(&view, max.offset, max.timestamp)?;
         self.state.lock().max_timestamp_record = Some((max, offset));
         Ok(Some((max.timestamp, offset)))
+    }
+
+    /// Appends a transaction marker (a control batch of one record) for `producer_id` and ends its open transaction
+    /// in this partition: a commit makes its records visible to read_committed consumers, an abort adds an entry to
+    /// the aborted-transactions index. The marker's epoch may be newer than the producer's (the coordinator bumps it
+    /// when it aborts on a timeout or fences); an older one is refused with `InvalidProducerEpoch`, an older
+    /// coordinator epoch with `CoordinatorFenced`. A marker for a producer with no open transaction is still written.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: ControlType,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let _ = (producer_id, producer_epoch, control, coordinator_epoch, leader_epoch, now_ms);
+        todo!("transaction markers")
+    }
+
+    /// The first offset of the oldest open transaction, or the log end offset when none is open. The broker serves
+    /// read_committed fetches below the smaller of this and the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        todo!("last stable offset")
+    }
+
+    /// Aborted transactions that may own records in `[from, to)`: those whose marker is at or after `from` and whose
+    /// first offset is before `to`, ordered by first offset. A read_committed fetch returns them with its records.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let _ = (from, to);
+        todo!("aborted transactions")
+    }
+
+    /// The producers with state in this partition (DescribeProducers), ordered by producer id.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        todo!("producers")
+    }
+
+    /// Forgets producers whose last write is older than `expiration_ms` (`producer.id.expiration.ms`) and that have
+    /// no open transaction; returns how many were removed.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let _ = (now_ms, expiration_ms);
+        todo!("producer expiry")
     }
 
     /// Calls `f` with the new flushed offset after every flush.
