@@ -1,5 +1,14 @@
 //! Fetch: whole record batches below the high watermark, with long polling.
 //!
+//! A read_committed fetch (`isolation_level` 1) reads only below the last
+//! stable offset (the first offset of the oldest open transaction, never above
+//! the high watermark) and lists the aborted transactions that own records in
+//! what it returns, so the client can drop them. Every response states that
+//! bound as `last_stable_offset`, whatever the isolation level. A commit or
+//! abort marker is appended through the log like any batch, so the high
+//! watermark moves whenever the last stable offset does: long polls wait on
+//! the high watermark alone.
+//!
 //! Each round reads every requested partition on a blocking thread. If the
 //! round found fewer than `min_bytes`, the request waits until a requested
 //! partition's high watermark moves or `max_wait_ms` passes, then reads again.
@@ -18,8 +27,10 @@ use std::time::Duration;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -45,8 +56,37 @@ struct TopicTargets {
     targets: Vec<Target>,
 }
 
+/// Which records a fetch may see (the request's `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// Everything below the high watermark.
+    ReadUncommitted,
+    /// Everything below the last stable offset, with the aborted transactions.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// Kafka's `isolation_level`: 1 is read_committed; anything else reads uncommitted.
+    pub(crate) fn from_level(level: i8) -> Isolation {
+        if level == 1 {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        }
+    }
+}
+
+/// The partition's high watermark and its last stable offset as clients see
+/// it: the log's, capped by the high watermark (nothing at or above the high
+/// watermark is served, whether a transaction is open or not).
+pub(crate) fn watermarks(partition: &Partition) -> (i64, i64) {
+    let hw = partition.high_watermark();
+    (hw, partition.log.last_stable_offset().min(hw))
+}
+
 pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
     let topics = resolve(&broker, req.topics, version);
+    let isolation = Isolation::from_level(req.isolation_level);
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0).min(broker.config.fetch_max_bytes());
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
@@ -58,9 +98,10 @@ pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Fet
             .filter_map(|t| t.partition.as_ref().ok().map(|p| p.watch_high_watermark()))
             .collect();
         let round = topics.clone();
-        let (responses, bytes, errors) = tokio::task::spawn_blocking(move || read_round(&round, max_bytes, version))
-            .await
-            .expect("fetch read does not panic");
+        let (responses, bytes, errors) =
+            tokio::task::spawn_blocking(move || read_round(&round, max_bytes, isolation, version))
+                .await
+                .expect("fetch read does not panic");
         if bytes >= min_bytes || errors || Instant::now() >= deadline || watchers.is_empty() {
             count_out(&topics, &responses);
             return FetchResponse::default().with_responses(responses);
@@ -73,9 +114,10 @@ pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Fet
         if timed_out {
             // Nothing arrived in time: one last read returns whatever is there.
             let round = topics.clone();
-            let (responses, _, _) = tokio::task::spawn_blocking(move || read_round(&round, max_bytes, version))
-                .await
-                .expect("fetch read does not panic");
+            let (responses, _, _) =
+                tokio::task::spawn_blocking(move || read_round(&round, max_bytes, isolation, version))
+                    .await
+                    .expect("fetch read does not panic");
             count_out(&topics, &responses);
             return FetchResponse::default().with_responses(responses);
         }
@@ -135,7 +177,12 @@ fn resolve(
 
 /// Reads every target once. Returns the responses, the record bytes found and
 /// whether any partition answered with an error (which ends the wait at once).
-fn read_round(topics: &[TopicTargets], max_bytes: usize, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
+fn read_round(
+    topics: &[TopicTargets],
+    max_bytes: usize,
+    isolation: Isolation,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut any_error = false;
@@ -146,7 +193,7 @@ fn read_round(topics: &[TopicTargets], max_bytes: usize, version: i16) -> (Vec<F
                 .targets
                 .iter()
                 .map(|target| {
-                    let data = read_partition(target, remaining, total == 0, version);
+                    let data = read_partition(target, remaining, total == 0, isolation, version);
                     let len = data.records.as_ref().map_or(0, |r| r.len());
                     remaining = remaining.saturating_sub(len);
                     total += len;
@@ -163,19 +210,38 @@ fn read_round(topics: &[TopicTargets], max_bytes: usize, version: i16) -> (Vec<F
     (responses, total, any_error)
 }
 
-fn read_partition(target: &Target, remaining: usize, first_with_data: bool, version: i16) -> PartitionData {
+fn read_partition(
+    target: &Target,
+    remaining: usize,
+    first_with_data: bool,
+    isolation: Isolation,
+    version: i16,
+) -> PartitionData {
     let base =
         PartitionData::default().with_partition_index(target.partition_index).with_preferred_read_replica(BrokerId(-1));
     let partition = match &target.partition {
         Ok(p) => p,
         Err(e) => return base.with_error_code(e.code()).with_high_watermark(-1),
     };
-    let hw = partition.high_watermark();
-    // Without transactions the last stable offset is the high watermark.
-    let base = base.with_high_watermark(hw).with_last_stable_offset(hw);
+    let (hw, lso) = watermarks(partition);
+    let base = base.with_high_watermark(hw).with_last_stable_offset(lso);
+    let (upper_bound, base) = match isolation {
+        // Kafka sends a null list to read_uncommitted fetches.
+        Isolation::ReadUncommitted => (hw, base.with_aborted_transactions(None)),
+        Isolation::ReadCommitted => (lso, base),
+    };
     let max = target.partition_max_bytes.min(remaining);
-    let (data, log_start_offset) = match partition.log.read(target.fetch_offset, max, hw, first_with_data) {
-        Ok(read) => (base.with_records(Some(read.bytes)), read.log_start_offset),
+    let (data, log_start_offset) = match partition.log.read(target.fetch_offset, max, upper_bound, first_with_data) {
+        Ok(read) => {
+            let data = match isolation {
+                Isolation::ReadCommitted => {
+                    let aborted = aborted_in(partition, target.fetch_offset, &read.bytes);
+                    base.with_aborted_transactions(Some(aborted))
+                }
+                Isolation::ReadUncommitted => base,
+            };
+            (data.with_records(Some(read.bytes)), read.log_start_offset)
+        }
         Err(e) => (base.with_error_code(e.error_code()), partition.log.log_start_offset()),
     };
     // The log start offset is in the response from v5 (KIP-107).
@@ -184,4 +250,31 @@ fn read_partition(target: &Target, remaining: usize, first_with_data: bool, vers
     } else {
         data
     }
+}
+
+/// The aborted transactions that may own records in `records`, read from
+/// `fetch_offset`: none when nothing was read.
+fn aborted_in(partition: &Partition, fetch_offset: i64, records: &[u8]) -> Vec<AbortedTransaction> {
+    let Some(end) = end_offset(records) else { return Vec::new() };
+    partition
+        .log
+        .aborted_transactions(fetch_offset, end)
+        .into_iter()
+        .map(|txn| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(txn.producer_id))
+                .with_first_offset(txn.first_offset)
+        })
+        .collect()
+}
+
+/// One past the last offset of a run of whole batches; `None` when empty.
+fn end_offset(mut bytes: &[u8]) -> Option<i64> {
+    let mut end = None;
+    while let Ok(header) = runnel_log::BatchHeader::parse(bytes) {
+        end = Some(header.last_offset() + 1);
+        let Some(rest) = bytes.get(header.total_bytes()..) else { break };
+        bytes = rest;
+    }
+    end
 }

@@ -190,3 +190,5 @@ mod tests;
 
 #[cfg(test)]
 mod group_tests;
+#[cfg(test)]
+mod txn_fetch_tests;
