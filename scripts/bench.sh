@@ -7,6 +7,8 @@
 #   SECONDS_PER_RUN=15
 #   RESTART_GB="1 4" log sizes for the restart-after-SIGKILL measurement
 #   BENCH_DIR=/tmp/runnel-bench   where data files go (same disk as the baseline)
+#   SECTIONS="produce transactions"  run only these sections (default: all of
+#                    baselines produce consume e2e restart loadgen compaction transactions)
 #
 # Baselines measured in the same run: the disk's sequential write rate with
 # and without fdatasync (dd, fio), and loopback TCP throughput (iperf3).
@@ -22,6 +24,7 @@ DIR=${BENCH_DIR:-/tmp/runnel-bench}
 BIN=target/release/runnel
 mkdir -p "$OUT"
 rm -rf "$DIR" && mkdir -p "$DIR"
+want() { [ -z "${SECTIONS:-}" ] || [[ " $SECTIONS " == *" $1 "* ]]; }
 
 for pkg in fio iperf3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
@@ -33,6 +36,7 @@ log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 log "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%FT%TZ)"
 
 # --- baselines -------------------------------------------------------------
+if want baselines; then
 log "## disk"
 dd_rate() { dd "$@" 2>&1 | awk -F', ' '/copied/{print $NF}'; }
 log "dd 2 GiB, 1 MiB writes, one fdatasync at the end: $(dd_rate if=/dev/zero of="$DIR/dd.bin" bs=1M count=2048 conv=fdatasync)"
@@ -50,6 +54,7 @@ log "## loopback"
 iperf3 -s -1 -B 127.0.0.1 -p 5299 >/dev/null 2>&1 &
 sleep 1
 log "iperf3 127.0.0.1, 10 s, 1 stream: $(iperf3 -c 127.0.0.1 -p 5299 -t 10 -J | python3 -c 'import json,sys; print("%.0f MB/s" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8e6))')"
+fi
 
 # --- broker helpers ---------------------------------------------------------
 BROKER_PID=
@@ -107,6 +112,7 @@ print(
 PY
 
 # --- produce throughput -------------------------------------------------------
+if want produce; then
 log "## produce, 1 KiB records, ${SECS}s per run, $REPEAT runs"
 bench_config() { # label, acks, broker args...
   local label=$1 acks=$2; shift 2
@@ -119,8 +125,10 @@ bench_config() { # label, acks, broker args...
 bench_config "acks=1" 1
 bench_config "acks=all, fsync before ack (default)" all
 bench_config "acks=all, flush interval Long.MAX" all --set log.flush.interval.messages=9223372036854775807
+fi
 
 # --- consume throughput ----------------------------------------------------------
+if want consume; then
 log "## consume, 1 KiB records"
 rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.flush.interval.messages=9223372036854775807
 "$BIN" bench produce --brokers "$ADDR" --topic c --acks 1 --count 3000000 --partitions 4 --producers 2 --json --quiet > /dev/null
@@ -133,15 +141,19 @@ for i in $(seq 1 "$REPEAT"); do
 done
 log "$(stats "consume 3,000,000 records from offset 0" < "$DIR/rows")"
 stop_broker
+fi
 
 # --- end-to-end latency ------------------------------------------------------------
+if want e2e; then
 log "## end-to-end latency at 5,000 records/s, 1 KiB, acks=all, default fsync"
 rm -rf "$DIR/data"; start_broker "$DIR/data"
 "$BIN" bench e2e --brokers "$ADDR" --topic e2e --rate 5000 --duration 30 --json --quiet > "$DIR/e2e.json"
 log "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["e2e_latency_ms"]; print("records %d; latency ms p50 %s p90 %s p99 %s p999 %s max %s" % (j["records"], l["p50"], l["p90"], l["p99"], l["p999"], l["max"]))' "$DIR/e2e.json")"
 stop_broker
+fi
 
 # --- restart after SIGKILL -----------------------------------------------------------
+if want restart; then
 # Default (durable) configuration. The log is filled to N GB, then a second
 # producer keeps writing while the broker is killed, so there is a tail to
 # recover. The restart is timed twice: with the page cache as the kill left it,
@@ -168,7 +180,10 @@ for gb in $RESTART_GB; do
   fi
   stop_broker
 done
+fi
+
 # --- load generator -----------------------------------------------------------------
+if want loadgen; then
 # runnel bench produce against librdkafka's own generator, rdkafka_performance,
 # built from the librdkafka source the conformance step builds, on one broker
 # with the same settings, alternating: is runnel bench ever the bottleneck?
@@ -194,8 +209,10 @@ if [ -x "$PERF_DIR/examples/rdkafka_performance" ]; then
 else
   log "  skipped: librdkafka is not built here (RUNNEL_TEST_ONLY=compat bash scripts/test.sh builds it)"
 fi
+fi
 
 # --- compaction ------------------------------------------------------------------------
+if want compaction; then
 # Cleaner throughput: a compacted topic of COMPACT_RECORDS 1 KiB updates over
 # COMPACT_KEYS keys is written with the cleaner off, then the broker restarts
 # with it on; the first cleaning after a restart reads the whole log but the
@@ -242,6 +259,55 @@ for cleaner in false true; do
   done
   log "  cleaner $cleaner: ack latency ms p50/p99 per run: $(awk '{printf "%s/%s ", $4, $5}' "$DIR/rows"); $(tail -n "$REPEAT" "$DIR/cleanings" | tr '\n' ' ')"
 done
+fi
+
+# --- transactions ---------------------------------------------------------------------
+# Transactional producers against the plain idempotent producer in the same
+# run: each round runs the three configurations one after another on one
+# broker (default config: fsync before ack), and the ratio is taken per round.
+if want transactions; then
+log "## transactions: 1 KiB records, acks=all, ${SECS}s per run, $REPEAT rounds, 4 partitions, 2 producers"
+rm -rf "$DIR/data"; start_broker "$DIR/data"
+: > "$DIR/idem"; : > "$DIR/txn100"; : > "$DIR/txn10000"
+for i in $(seq 1 "$REPEAT"); do
+  produce_run "idem-$i" all --partitions 4 --producers 2 --idempotent >> "$DIR/idem"
+  produce_run "txn100-$i" all --partitions 4 --producers 2 --transactional-id "bench-100-$i" --txn-records 100 >> "$DIR/txn100"
+  produce_run "txn10000-$i" all --partitions 4 --producers 2 --transactional-id "bench-10000-$i" --txn-records 10000 >> "$DIR/txn10000"
+done
+log "$(stats "idempotent, no transactions" < "$DIR/idem")"
+log "$(stats "transactions of 100 records" < "$DIR/txn100")"
+log "$(stats "transactions of 10,000 records" < "$DIR/txn10000")"
+ratios() { # file of transactional rows: records/s ratio to the idempotent row of the same round
+  python3 -c '
+import statistics, sys
+base = [float(l.split()[0]) for l in open(sys.argv[1]) if l.strip()]
+txn = [float(l.split()[0]) for l in open(sys.argv[2]) if l.strip()]
+r = [t / b for t, b in zip(txn, base)]
+print("min %.2f median %.2f (rounds: %s)" % (min(r), statistics.median(r), " ".join("%.2f" % x for x in r)))
+' "$DIR/idem" "$1"
+}
+log "  throughput ratio to idempotent, transactions of 100: $(ratios "$DIR/txn100")"
+log "  throughput ratio to idempotent, transactions of 10,000: $(ratios "$DIR/txn10000")"
+stop_broker
+
+log "## end-to-end latency, read_committed consumer, 1,000 records/s, 1 KiB, acks=all, ${SECS}s per run"
+e2e_line() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["e2e_latency_ms"]; print("%s %s %s %s %s" % (j["records"], l["p50"], l["p99"], l["p999"], l["max"]))' "$1"; }
+for mode in "idempotent" "txn-10" "txn-100"; do
+  case $mode in
+    idempotent) args=(--idempotent) ;;
+    txn-10) args=(--transactional-id e2e-10 --txn-records 10) ;;
+    txn-100) args=(--transactional-id e2e-100 --txn-records 100) ;;
+  esac
+  : > "$DIR/rows"
+  for i in $(seq 1 "$REPEAT"); do
+    rm -rf "$DIR/data"; start_broker "$DIR/data"
+    "$BIN" bench e2e --brokers "$ADDR" --topic e2e --rate 1000 --duration "$SECS" --read-committed "${args[@]}" --json --quiet > "$DIR/e2e.json"
+    e2e_line "$DIR/e2e.json" >> "$DIR/rows"
+    stop_broker
+  done
+  log "  $mode: records p50/p99/p999/max ms per run: $(awk '{printf "%s: %s/%s/%s/%s; ", $1, $2, $3, $4, $5}' "$DIR/rows")"
+done
+fi
 
 rm -rf "$DIR"
 log "done"

@@ -21,7 +21,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::produce::{self, nanos_since, BenchProducer, Pacer, Payloads};
+use super::produce::{self, nanos_since, BenchProducer, Pacer, Payloads, Transactions};
 use super::report::{Counters, Latency, Progress, Summary, PROGRESS_INTERVAL};
 use super::{check_reachable, ensure_topic, CommonArgs, Limit, ProducerTuning, REACH_TIMEOUT};
 
@@ -44,11 +44,15 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 /// acknowledgement latency is recorded too. Keep the rate below the broker's
 /// capacity, or queueing dominates what is measured. Runs for 10 s unless
 /// --count or --duration says otherwise. Fails when a record is lost.
+/// With --read-committed the consumer reads only committed records; with
+/// --transactional-id the producer sends in transactions, so a record's
+/// latency includes the wait for its transaction's commit.
 ///
 /// Examples:
 ///   runnel bench e2e
 ///   runnel bench e2e --rate 5000 --duration 60 --acks 1 --json
 ///   runnel bench e2e --rate 200 --record-size 100 -X fetch.wait.max.ms=10
+///   runnel bench e2e --read-committed --transactional-id e2e --txn-records 100
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct E2eArgs {
@@ -70,6 +74,9 @@ pub struct E2eArgs {
     /// How long librdkafka waits to fill a batch (librdkafka: linger.ms).
     #[arg(long, default_value_t = 0)]
     pub linger_ms: u64,
+    /// The consumer reads only committed records (librdkafka: isolation.level=read_committed).
+    #[arg(long)]
+    pub read_committed: bool,
     #[command(flatten)]
     pub tuning: ProducerTuning,
 }
@@ -79,7 +86,9 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
         bail!("--record-size must be at least {HEADER_BYTES} for e2e, got {}", args.record_size);
     }
     let limit = Limit::from_args(args.count, args.duration, Limit::Duration(DEFAULT_DURATION))?;
-    let consumer = common.consumer(&[("client.id", "runnel-bench-e2e".to_string())])?;
+    let isolation = if args.read_committed { "read_committed" } else { "read_uncommitted" };
+    let consumer = common
+        .consumer(&[("client.id", "runnel-bench-e2e".to_string()), ("isolation.level", isolation.to_string())])?;
     check_reachable(&consumer, common)?;
     let partitions = ensure_topic(common, &consumer, &args.topic, args.tuning.partitions)?;
     assign_at_end(&consumer, &args.topic, &partitions)?;
@@ -88,8 +97,8 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     let run_id = rand::thread_rng().next_u64();
     let acked = Arc::new(Counters::default());
     let received = Counters::default();
-    let producer =
-        produce::create_producer(&produce::producer_config(common, &args.tuning, args.linger_ms), &acked, epoch)?;
+    let config = produce::producer_config(common, &args.tuning, args.linger_ms);
+    let producer = produce::create_producer(&config, &args.tuning, 0, &acked, epoch)?;
     let stop = AtomicBool::new(false);
     let payloads = Payloads::new(args.record_size);
 
@@ -100,14 +109,15 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     let mut progress = Progress::new("e2e", count, duration, common.quiet);
     let start = Instant::now();
     let sender = Sender { producer: &producer, topic: &args.topic, run_id, epoch, acked: &acked, payloads: &payloads };
-    let (e2e_latency, last_received) = std::thread::scope(|scope| {
+    let txn = Transactions::from_tuning(&args.tuning);
+    let (e2e_latency, last_received, txn) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_loop(&consumer, run_id, epoch, &received, &stop));
-        let send = scope.spawn(|| sender.run(args.rate, start, count, duration.map(|d| start + d)));
+        let send = scope.spawn(|| sender.run(args.rate, start, count, duration.map(|d| start + d), txn));
         while !send.is_finished() {
             progress.update(&received);
             std::thread::sleep(PROGRESS_INTERVAL / 5);
         }
-        send.join().expect("sender thread");
+        let txn = send.join().expect("sender thread");
         // Every acknowledged record should arrive; give the consumer a while.
         let drain_deadline = Instant::now() + DRAIN_TIMEOUT;
         while received.records() < acked.records() && Instant::now() < drain_deadline {
@@ -115,7 +125,8 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
             std::thread::sleep(PROGRESS_INTERVAL / 5);
         }
         stop.store(true, Ordering::Relaxed);
-        reader.join().expect("reader thread")
+        let (latency, last) = reader.join().expect("reader thread");
+        (latency, last, txn)
     });
     progress.finish();
 
@@ -129,6 +140,8 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     summary.missing = Some(acked.records().saturating_sub(received.records()));
     summary.ack_latency_ms = producer.context().take_latency().percentiles();
     summary.e2e_latency_ms = e2e_latency.percentiles();
+    summary.idempotent = Some(args.tuning.idempotent || args.tuning.transactional_id.is_some());
+    Transactions::report(txn.into_iter().collect(), &args.tuning, &mut summary);
     summary.print(common.json)?;
     produce::fail_on_errors(&summary)?;
     if let Some(missing) = summary.missing.filter(|&m| m > 0) {
@@ -159,8 +172,16 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    /// Sends at the fixed rate until the count or deadline, then flushes.
-    fn run(&self, rate: u64, start: Instant, count: Option<u64>, deadline: Option<Instant>) {
+    /// Sends at the fixed rate until the count or deadline, then commits the
+    /// open transaction, if any, and flushes.
+    fn run(
+        &self,
+        rate: u64,
+        start: Instant,
+        count: Option<u64>,
+        deadline: Option<Instant>,
+        mut txn: Option<Transactions>,
+    ) -> Option<Transactions> {
         let mut value = self.payloads.get(0).to_vec();
         let pacer = Pacer::new(rate as f64, start);
         let mut sent = 0u64;
@@ -170,12 +191,22 @@ impl Sender<'_> {
             }
             pacer.wait(sent);
             value.copy_from_slice(self.payloads.get(sent));
+            if txn.as_mut().is_some_and(|t| !t.before_send(self.producer, self.acked)) {
+                break;
+            }
             if !self.send(&mut value, deadline) {
                 break;
             }
+            if let Some(t) = txn.as_mut() {
+                t.after_send(self.producer, self.acked);
+            }
             sent += 1;
         }
+        if let Some(t) = txn.as_mut() {
+            t.finish(self.producer, self.acked);
+        }
         produce::flush(self.producer, self.acked);
+        txn
     }
 
     /// Stamps `value` with the send time and run id and sends it; waits while

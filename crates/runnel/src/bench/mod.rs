@@ -101,6 +101,16 @@ struct ProducerTuning {
     /// Partitions of the topic when the benchmark creates it; an existing topic is used as it is.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
+    /// Idempotent producers (librdkafka: enable.idempotence): each gets a producer id and numbers its
+    /// batches, so the broker drops retried duplicates.
+    #[arg(long)]
+    idempotent: bool,
+    /// Send in transactions; producer n uses the transactional id PREFIX-n (implies --idempotent).
+    #[arg(long, value_name = "PREFIX")]
+    transactional_id: Option<String>,
+    /// Records per transaction with --transactional-id; the last one may hold fewer.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    txn_records: u64,
 }
 
 /// Runs `runnel bench`.

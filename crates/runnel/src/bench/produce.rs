@@ -6,6 +6,11 @@
 //! the time from the send call to the acknowledgement, carried in the
 //! record's opaque pointer-sized value. This is also the producer half of
 //! `runnel bench e2e`.
+//!
+//! With `--transactional-id` each producer sends its records in transactions
+//! of `--txn-records` records: begin, send, commit (which waits for every
+//! record of the transaction to be acknowledged), and the commit call's time
+//! goes into a histogram of its own.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -36,6 +41,8 @@ const PAYLOAD_POOL_BYTES: usize = 8 << 20;
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 /// A run with neither --count nor --duration lasts this long.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// How long initialising, committing or aborting a transaction may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Measure producer throughput and acknowledgement latency.
 ///
@@ -44,12 +51,15 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// partitioner. Creates the topic with --partitions partitions when it does
 /// not exist. Counts a record when its acknowledgement arrives; the time from
 /// the send call to that acknowledgement goes into a latency histogram.
-/// Runs for 10 s unless --count or --duration says otherwise.
+/// Runs for 10 s unless --count or --duration says otherwise. With
+/// --transactional-id the records go in transactions of --txn-records records.
 ///
 /// Examples:
 ///   runnel bench produce --topic load --count 1000000 --acks 1
 ///   runnel bench produce --topic load --duration 30 --producers 2 --compression lz4
 ///   runnel bench produce --topic paced --duration 60 --rate 5000 -X linger.ms=0
+///   runnel bench produce --topic load --idempotent
+///   runnel bench produce --topic load --transactional-id bench --txn-records 10000
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ProduceArgs {
@@ -137,8 +147,9 @@ pub type BenchProducer = ThreadedProducer<DeliveryContext>;
 pub fn producer_config(common: &CommonArgs, tuning: &ProducerTuning, linger_ms: u64) -> ClientConfig {
     let mut settings = vec![
         ("client.id", "runnel-bench".to_string()),
-        // Runnel does not implement idempotent produce (InitProducerId) yet.
-        ("enable.idempotence", "false".to_string()),
+        // Off unless asked for, so runs stay comparable with earlier ones (librdkafka turns it on itself for a
+        // transactional producer).
+        ("enable.idempotence", (tuning.idempotent || tuning.transactional_id.is_some()).to_string()),
         ("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string()),
         ("acks", tuning.acks.as_str().to_string()),
         ("compression.codec", tuning.compression.as_str().to_string()),
@@ -150,13 +161,110 @@ pub fn producer_config(common: &CommonArgs, tuning: &ProducerTuning, linger_ms: 
     common.client_config(&settings)
 }
 
+/// Producer number `index`: with `--transactional-id`, its transactional id
+/// is `PREFIX-index` and its transactions are initialised.
 pub fn create_producer(
     config: &ClientConfig,
+    tuning: &ProducerTuning,
+    index: u64,
     counters: &Arc<Counters>,
     epoch: Instant,
 ) -> anyhow::Result<BenchProducer> {
     let context = DeliveryContext::new(Arc::clone(counters), epoch);
-    ThreadedProducer::from_config_and_context(config, context).context("cannot create the producer")
+    let mut config = config.clone();
+    if let Some(prefix) = &tuning.transactional_id {
+        config.set("transactional.id", format!("{prefix}-{index}"));
+    }
+    let producer: BenchProducer =
+        ThreadedProducer::from_config_and_context(&config, context).context("cannot create the producer")?;
+    if tuning.transactional_id.is_some() {
+        producer.init_transactions(TXN_TIMEOUT).context("cannot initialise transactions")?;
+    }
+    Ok(producer)
+}
+
+/// A producer's transactions of a fixed number of records, for `--transactional-id`.
+pub struct Transactions {
+    records_per_txn: u64,
+    /// Records sent in the open transaction; 0 when none is open.
+    open: u64,
+    committed: u64,
+    commit_latency: Latency,
+}
+
+impl Transactions {
+    /// `None` unless the run is transactional.
+    pub fn from_tuning(tuning: &ProducerTuning) -> Option<Transactions> {
+        tuning.transactional_id.as_ref().map(|_| Transactions {
+            records_per_txn: tuning.txn_records,
+            open: 0,
+            committed: 0,
+            commit_latency: Latency::new(),
+        })
+    }
+
+    /// Begins a transaction unless one is open; false when that fails.
+    pub fn before_send(&mut self, producer: &BenchProducer, counters: &Counters) -> bool {
+        if self.open > 0 {
+            return true;
+        }
+        match producer.begin_transaction() {
+            Ok(()) => true,
+            Err(error) => {
+                counters.fail(|| format!("begin transaction: {error}"));
+                false
+            }
+        }
+    }
+
+    /// Counts a sent record; commits when the transaction is full.
+    pub fn after_send(&mut self, producer: &BenchProducer, counters: &Counters) {
+        self.open += 1;
+        if self.open >= self.records_per_txn {
+            self.commit(producer, counters);
+        }
+    }
+
+    /// Commits the open transaction, if any. A failed commit counts as an
+    /// error and the transaction is aborted.
+    pub fn finish(&mut self, producer: &BenchProducer, counters: &Counters) {
+        if self.open > 0 {
+            self.commit(producer, counters);
+        }
+    }
+
+    fn commit(&mut self, producer: &BenchProducer, counters: &Counters) {
+        let started = Instant::now();
+        match producer.commit_transaction(TXN_TIMEOUT) {
+            Ok(()) => {
+                self.commit_latency.record(started.elapsed());
+                self.committed += 1;
+            }
+            Err(error) => {
+                counters.fail(|| format!("commit transaction: {error}"));
+                if let Err(error) = producer.abort_transaction(TXN_TIMEOUT) {
+                    counters.fail(|| format!("abort transaction: {error}"));
+                }
+            }
+        }
+        self.open = 0;
+    }
+
+    /// Adds this producer's committed transactions and commit latencies to the summary.
+    pub fn report(done: Vec<Transactions>, tuning: &ProducerTuning, summary: &mut Summary) {
+        if tuning.transactional_id.is_none() {
+            return;
+        }
+        let mut latency = Latency::new();
+        let mut committed = 0;
+        for t in &done {
+            latency.merge(&t.commit_latency);
+            committed += t.committed;
+        }
+        summary.txn_records = Some(tuning.txn_records);
+        summary.transactions = Some(committed);
+        summary.commit_latency_ms = latency.percentiles();
+    }
 }
 
 /// Pre-generated random record values.
@@ -259,7 +367,15 @@ struct Share {
     first_index: u64,
 }
 
-fn send_loop(producer: &BenchProducer, topic: &str, keys: u64, payloads: &Payloads, counters: &Counters, share: Share) {
+fn send_loop(
+    producer: &BenchProducer,
+    topic: &str,
+    keys: u64,
+    payloads: &Payloads,
+    counters: &Counters,
+    share: Share,
+    mut txn: Option<Transactions>,
+) -> Option<Transactions> {
     let pacer = Pacer::new(share.rate, share.start);
     let mut sent = 0u64;
     let mut key = String::new();
@@ -274,12 +390,22 @@ fn send_loop(producer: &BenchProducer, topic: &str, keys: u64, payloads: &Payloa
             let _ = write!(key, "key-{:010}", index % keys);
             key.as_bytes()
         });
+        if txn.as_mut().is_some_and(|t| !t.before_send(producer, counters)) {
+            break;
+        }
         if !send_one(producer, topic, key, payloads.get(index), counters, share.deadline) {
             break;
         }
+        if let Some(t) = txn.as_mut() {
+            t.after_send(producer, counters);
+        }
         sent += 1;
     }
+    if let Some(t) = txn.as_mut() {
+        t.finish(producer, counters);
+    }
     flush(producer, counters);
+    txn
 }
 
 pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
@@ -294,7 +420,7 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
     let epoch = Instant::now();
     let n = args.producers;
     let producers: Vec<BenchProducer> =
-        (0..n).map(|_| create_producer(&config, &counters, epoch)).collect::<anyhow::Result<_>>()?;
+        (0..n).map(|i| create_producer(&config, &args.tuning, i, &counters, epoch)).collect::<anyhow::Result<_>>()?;
     let payloads = Payloads::new(args.record_size);
 
     let (count, duration) = match limit {
@@ -303,7 +429,7 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
     };
     let mut progress = Progress::new("produce", count, duration, common.quiet);
     let start = Instant::now();
-    std::thread::scope(|scope| {
+    let transactions = std::thread::scope(|scope| {
         let handles: Vec<_> = producers
             .iter()
             .enumerate()
@@ -318,13 +444,15 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
                     first_index: i * 7919,
                 };
                 let (topic, keys, payloads, counters) = (&args.topic, args.keys, &payloads, &*counters);
-                scope.spawn(move || send_loop(producer, topic, keys, payloads, counters, share))
+                let txn = Transactions::from_tuning(&args.tuning);
+                scope.spawn(move || send_loop(producer, topic, keys, payloads, counters, share, txn))
             })
             .collect();
         while !handles.iter().all(|h| h.is_finished()) {
             progress.update(&counters);
             std::thread::sleep(PROGRESS_INTERVAL / 5);
         }
+        handles.into_iter().filter_map(|h| h.join().expect("sender thread")).collect::<Vec<_>>()
     });
     let elapsed = start.elapsed();
     progress.finish();
@@ -338,7 +466,9 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
     summary.compression = Some(args.tuning.compression.as_str());
     summary.record_size = Some(args.record_size);
     summary.producers = Some(n as usize);
+    summary.idempotent = Some(args.tuning.idempotent || args.tuning.transactional_id.is_some());
     summary.ack_latency_ms = latency.percentiles();
+    Transactions::report(transactions, &args.tuning, &mut summary);
     summary.print(common.json)?;
     fail_on_errors(&summary)
 }

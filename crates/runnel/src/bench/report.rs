@@ -130,6 +130,15 @@ pub struct Summary {
     pub record_size: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub producers: Option<usize>,
+    /// Whether the producers were idempotent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
+    /// Records per transaction, for a transactional run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn_records: Option<u64>,
+    /// Transactions committed, for a transactional run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<u64>,
     /// Records sent minus records received, for e2e.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<u64>,
@@ -139,6 +148,9 @@ pub struct Summary {
     /// Send call to the consumer receiving the record, in ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub e2e_latency_ms: Option<Percentiles>,
+    /// The commit call of each transaction, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_latency_ms: Option<Percentiles>,
 }
 
 impl Summary {
@@ -162,9 +174,13 @@ impl Summary {
             compression: None,
             record_size: None,
             producers: None,
+            idempotent: None,
+            txn_records: None,
+            transactions: None,
             missing: None,
             ack_latency_ms: None,
             e2e_latency_ms: None,
+            commit_latency_ms: None,
         }
     }
 
@@ -195,6 +211,12 @@ impl Summary {
         if let Some(p) = self.producers {
             s += &format!(" producers={p}");
         }
+        if self.idempotent == Some(true) {
+            s += " idempotent";
+        }
+        if let Some(n) = self.txn_records {
+            s += &format!(" txn-records={n}");
+        }
         s += "\n";
         s += &format!("  records     {}\n", self.records);
         s += &format!("  bytes       {} ({:.2} MB, MB = 10^6 bytes)\n", self.bytes, self.bytes as f64 / 1e6);
@@ -207,11 +229,17 @@ impl Summary {
         if let Some(m) = self.missing {
             s += &format!("  missing     {m}\n");
         }
+        if let Some(t) = self.transactions {
+            s += &format!("  committed   {t} transactions\n");
+        }
         if let Some(p) = &self.ack_latency_ms {
             s += &format_latency("ack latency", p);
         }
         if let Some(p) = &self.e2e_latency_ms {
             s += &format_latency("e2e latency", p);
+        }
+        if let Some(p) = &self.commit_latency_ms {
+            s += &format_latency("commit latency", p);
         }
         s
     }
