@@ -21,7 +21,7 @@ REPEAT=${REPEAT:-3}
 SECS=${SECONDS_PER_RUN:-15}
 RESTART_GB=${RESTART_GB:-"1 4"}
 DIR=${BENCH_DIR:-/tmp/runnel-bench}
-BIN=target/release/runnel
+BIN=${CARGO_TARGET_DIR:-target}/release/runnel
 mkdir -p "$OUT"
 rm -rf "$DIR" && mkdir -p "$DIR"
 want() { [ -z "${SECTIONS:-}" ] || [[ " $SECTIONS " == *" $1 "* ]]; }

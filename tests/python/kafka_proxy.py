@@ -89,10 +89,8 @@ class DroppingProxy:
 
     def close(self) -> None:
         self._closed = True
-        try:
-            self._listener.close()
-        except OSError:
-            pass
+        # Shutting the listening socket down wakes the blocked accept().
+        self._shut(self._listener)
         with self._lock:
             sockets = list(self._sockets)
         for s in sockets:
