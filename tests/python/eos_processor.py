@@ -6,10 +6,10 @@ Reads INPUT as a member of GROUP (static membership, so a restarted process
 takes its predecessor's place without waiting for a session timeout), and
 for every input record writes ``out-<value>`` with the same key to OUTPUT,
 in transactions of up to ``EOS_BATCH`` records that also commit the input
-offsets (``send_offsets_to_transaction``). Each committed transaction prints
-one line, ``committed <total records so far in this process>``, so the test
-can time its SIGKILLs. It sleeps ``EOS_PAUSE_MS`` inside each transaction,
-between producing and committing, so a kill often lands in an open one.
+offsets (``send_offsets_to_transaction``). It prints ``open <records>`` once a
+transaction's records are written (then sleeps ``EOS_PAUSE_MS`` before
+committing) and ``committed <total records so far in this process>`` after
+each commit, so the test can SIGKILL it inside an open transaction.
 
 It runs until killed; any error it cannot recover from ends it with status 1.
 """
@@ -58,6 +58,7 @@ def main() -> int:
         for m in messages:
             producer.produce(output_topic, key=m.key(), value=b"out-" + m.value())
         producer.flush(30)
+        print(f"open {len(messages)}", flush=True)
         time.sleep(pause)
         positions = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
         producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
