@@ -87,7 +87,8 @@ import json, sys
 j = json.load(open(sys.argv[1])); ticks = int(sys.argv[2]); hz = int(sys.argv[3])
 gb = j["bytes"] / 1e9
 lat = j.get("ack_latency_ms") or {}
-print("%.0f %.1f %.1f %s %s" % (j["records_per_s"], j["mb_per_s"], (ticks / hz) / gb if gb else 0, lat.get("p50", "-"), lat.get("p99", "-")))
+commit = j.get("commit_latency_ms") or {}
+print("%.0f %.1f %.1f %s %s %s %s" % (j["records_per_s"], j["mb_per_s"], (ticks / hz) / gb if gb else 0, lat.get("p50", "-"), lat.get("p99", "-"), commit.get("p50", "-"), commit.get("p99", "-")))
 PY
 }
 
@@ -108,6 +109,7 @@ print(
     f"records/s median {statistics.median(float(r[0]) for r in rows):.0f}; "
     f"broker CPU s/GB median {statistics.median(cpu):.1f}; "
     f"ack latency ms p50/p99 (last run, at full load) {rows[-1][3]}/{rows[-1][4]}"
+    + (f"; commit latency ms p50/p99 (last run) {rows[-1][5]}/{rows[-1][6]}" if rows[-1][5:6] not in ([], ["-"]) else "")
 )
 PY
 
@@ -263,16 +265,22 @@ fi
 
 # --- transactions ---------------------------------------------------------------------
 # Transactional producers against the plain idempotent producer in the same
-# run: each round runs the three configurations one after another on one
-# broker (default config: fsync before ack), and the ratio is taken per round.
+# run: each round runs the three configurations one after another, each on a
+# fresh broker (default config: fsync before ack) so no run inherits the
+# previous one's log or dirty pages, and the ratio is taken per round.
 if want transactions; then
 log "## transactions: 1 KiB records, acks=all, ${SECS}s per run, $REPEAT rounds, 4 partitions, 2 producers"
-rm -rf "$DIR/data"; start_broker "$DIR/data"
 : > "$DIR/idem"; : > "$DIR/txn100"; : > "$DIR/txn10000"
+fresh_run() { # rows file, produce_run args...
+  local rows=$1; shift
+  rm -rf "$DIR/data"; start_broker "$DIR/data"
+  produce_run "$@" >> "$rows"
+  stop_broker; rm -rf "$DIR/data"
+}
 for i in $(seq 1 "$REPEAT"); do
-  produce_run "idem-$i" all --partitions 4 --producers 2 --idempotent >> "$DIR/idem"
-  produce_run "txn100-$i" all --partitions 4 --producers 2 --transactional-id "bench-100-$i" --txn-records 100 >> "$DIR/txn100"
-  produce_run "txn10000-$i" all --partitions 4 --producers 2 --transactional-id "bench-10000-$i" --txn-records 10000 >> "$DIR/txn10000"
+  fresh_run "$DIR/idem" idem all --partitions 4 --producers 2 --idempotent
+  fresh_run "$DIR/txn100" txn100 all --partitions 4 --producers 2 --transactional-id bench --txn-records 100
+  fresh_run "$DIR/txn10000" txn10000 all --partitions 4 --producers 2 --transactional-id bench --txn-records 10000
 done
 log "$(stats "idempotent, no transactions" < "$DIR/idem")"
 log "$(stats "transactions of 100 records" < "$DIR/txn100")"
@@ -288,7 +296,6 @@ print("min %.2f median %.2f (rounds: %s)" % (min(r), statistics.median(r), " ".j
 }
 log "  throughput ratio to idempotent, transactions of 100: $(ratios "$DIR/txn100")"
 log "  throughput ratio to idempotent, transactions of 10,000: $(ratios "$DIR/txn10000")"
-stop_broker
 
 log "## end-to-end latency, read_committed consumer, 1,000 records/s, 1 KiB, acks=all, ${SECS}s per run"
 e2e_line() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["e2e_latency_ms"]; print("%s %s %s %s %s" % (j["records"], l["p50"], l["p99"], l["p999"], l["max"]))' "$1"; }
@@ -303,7 +310,7 @@ for mode in "idempotent" "txn-10" "txn-100"; do
     rm -rf "$DIR/data"; start_broker "$DIR/data"
     "$BIN" bench e2e --brokers "$ADDR" --topic e2e --rate 1000 --duration "$SECS" --read-committed "${args[@]}" --json --quiet > "$DIR/e2e.json"
     e2e_line "$DIR/e2e.json" >> "$DIR/rows"
-    stop_broker
+    stop_broker; rm -rf "$DIR/data"
   done
   log "  $mode: records p50/p99/p999/max ms per run: $(awk '{printf "%s: %s/%s/%s/%s; ", $1, $2, $3, $4, $5}' "$DIR/rows")"
 done
