@@ -76,9 +76,28 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed");
             }
             describe();
+            start_at_zero();
             handle
         })
         .clone()
+}
+
+/// Registers the unlabelled counters of rare events at 0, so they are scraped
+/// (and a dashboard's `rate()` over them works) before the first event.
+fn start_at_zero() {
+    for name in [
+        PRODUCE_DUPLICATES,
+        PRODUCERS_EXPIRED,
+        RETENTION_BYTES,
+        CLEANER_RUNS,
+        CLEANER_BYTES_READ,
+        CLEANER_BYTES_WRITTEN,
+        CLEANER_RECORDS_REMOVED,
+        crate::group::GROUP_REBALANCES,
+        crate::group::OFFSET_COMMITS,
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
 }
 
 fn describe() {
