@@ -212,6 +212,26 @@ impl MetadataStore {
         Ok(MetadataStore { dir, path, file, image, cluster_id, log_bytes: valid_len, snapshot_after_bytes })
     }
 
+    /// The image stored under `data_dir`, read without opening the store for
+    /// writing (nothing is created or repaired); `None` when there is none.
+    /// `runnel serve --print-config` uses it to show dynamic settings.
+    pub fn read_image(data_dir: &Path) -> Result<Option<MetadataImage>, MetaError> {
+        let dir = data_dir.join("__cluster_metadata");
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let mut image = load_snapshot(&dir.join(SNAPSHOT_FILE))?;
+        let path = dir.join("metadata.log");
+        match File::open(&path) {
+            Ok(file) => {
+                replay(&file, &mut image).map_err(|source| MetaError::Io { path: path.clone(), source })?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(MetaError::Io { path, source }),
+        }
+        Ok(Some(image))
+    }
+
     pub fn image(&self) -> &MetadataImage {
         &self.image
     }
