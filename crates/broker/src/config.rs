@@ -228,6 +228,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "memory for the cleaner's key map (key bytes plus 64 per key); a larger dirty part is cleaned in several runs",
     ),
     int(
+        "producer.id.expiration.ms",
+        1,
+        LONG_MAX,
+        "86400000",
+        "how long a partition remembers an idempotent producer that stopped writing (checked at each retention pass)",
+    ),
+    int(
         "log.segment.delete.delay.ms",
         0,
         LONG_MAX,
@@ -618,7 +625,7 @@ pub fn is_dynamic_broker_key(key: &str) -> bool {
 }
 
 /// Dynamic broker settings that are not the synonym of a topic setting.
-pub const DYNAMIC_BROKER_EXTRA: &[&str] = &["num.partitions"];
+pub const DYNAMIC_BROKER_EXTRA: &[&str] = &["num.partitions", "producer.id.expiration.ms"];
 
 /// A setting's value could not be accepted.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -876,6 +883,9 @@ impl BrokerConfig {
     }
     pub fn initial_task_delay(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.int("log.initial.task.delay.ms") as u64)
+    }
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.int("producer.id.expiration.ms")
     }
     pub fn retention_check_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.int("log.retention.check.interval.ms") as u64)

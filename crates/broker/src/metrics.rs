@@ -26,6 +26,8 @@ pub const RECORDS_IN: &str = "runnel_topic_records_in_total";
 pub const BYTES_OUT: &str = "runnel_topic_bytes_out_total";
 pub const RECORDS_OUT: &str = "runnel_topic_records_out_total";
 pub const PRODUCE_ERRORS: &str = "runnel_produce_errors_total";
+pub const PRODUCE_DUPLICATES: &str = "runnel_produce_duplicate_batches_total";
+pub const PRODUCERS_EXPIRED: &str = "runnel_producers_expired_total";
 pub const FETCH_WAITING: &str = "runnel_fetch_waiting";
 pub const PRODUCE_WAITING: &str = "runnel_produce_waiting_for_fsync";
 pub const LOG_SIZE: &str = "runnel_log_size_bytes";
@@ -94,6 +96,11 @@ fn describe() {
     describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes returned by Fetch, by topic");
     describe_counter!(RECORDS_OUT, "Records returned by Fetch, by topic");
     describe_counter!(PRODUCE_ERRORS, "Partitions of produce requests refused, by Kafka error name");
+    describe_counter!(PRODUCERS_EXPIRED, "Idle producers forgotten by partitions after producer.id.expiration.ms");
+    describe_counter!(
+        PRODUCE_DUPLICATES,
+        "Retried idempotent batches answered with their original offsets instead of being written again"
+    );
     describe_gauge!(FETCH_WAITING, "Fetch requests waiting for data (long poll)");
     describe_gauge!(PRODUCE_WAITING, "Produce requests waiting for an fsync before acks=all is answered");
     // Group coordinator.

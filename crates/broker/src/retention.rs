@@ -4,17 +4,22 @@
 //! start offset (DeleteRecords) no longer keep; their files are deleted
 //! `log.segment.delete.delay.ms` later. The rules are in `runnel_log`'s
 //! retention module; this module runs them and counts what they removed.
+//! The same pass forgets idempotent producers idle for longer than
+//! `producer.id.expiration.ms`.
 
 use metrics::counter;
 use runnel_log::RetentionOutcome;
 
 use crate::broker::Broker;
-use crate::metrics::{RETENTION_BYTES, RETENTION_SEGMENTS};
+use crate::metrics::{PRODUCERS_EXPIRED, RETENTION_BYTES, RETENTION_SEGMENTS};
 
 /// One retention pass over every log. Blocking (may roll a segment); run it on a blocking thread.
 pub fn run_pass(broker: &Broker, now_ms: i64) -> RetentionOutcome {
     let mut total = RetentionOutcome::default();
+    let producer_expiration_ms = broker.effective_config().producer_id_expiration_ms();
+    let mut producers_expired = 0;
     for log in broker.logs.logs() {
+        producers_expired += log.expire_producers(now_ms, producer_expiration_ms);
         match log.enforce_retention(now_ms) {
             Ok(outcome) => {
                 total.below_start_offset += outcome.below_start_offset;
@@ -38,6 +43,10 @@ pub fn run_pass(broker: &Broker, now_ms: i64) -> RetentionOutcome {
         }
     }
     counter!(RETENTION_BYTES).increment(total.bytes);
+    if producers_expired > 0 {
+        counter!(PRODUCERS_EXPIRED).increment(producers_expired as u64);
+        tracing::info!(producers_expired, "forgot idle producers");
+    }
     total
 }
 

@@ -30,6 +30,9 @@
 //! segments are intact. Either way every offset is served once: before the
 //! swap from the old segments, after it from the cleaned one.
 //!
+//! Transactions: nothing at or above the last stable offset is cleaned, and the batches of aborted transactions are
+//! dropped from every group (they never enter the key map). Transaction markers are kept.
+//!
 //! The first dirty offset lives in memory only: after a restart the whole log
 //! counts as dirty and the first cleaning reads all of it once.
 
@@ -37,6 +40,7 @@ use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 
+use super::transactions::{is_aborted, AbortedRanges};
 use super::*;
 use crate::batch::BatchHeader;
 use crate::index::encode_entries;
@@ -165,11 +169,16 @@ struct Group {
 
 impl Log {
     /// The offset below which segments may be cleaned: the active segment's base, or the base of the first closed
-    /// segment holding a record younger than `min.compaction.lag.ms`.
+    /// segment holding a record younger than `min.compaction.lag.ms` or at or above the last stable offset.
     fn first_uncleanable_offset(st: &mut LogState, now_ms: i64) -> Result<(i64, usize), LogError> {
         let lag_limit = now_ms.saturating_sub(st.config.min_compaction_lag_ms);
         let closed = st.segments.len() - 1;
+        // Nothing at or above the last stable offset is cleaned: an open transaction may still abort.
+        let last_stable = st.producers.first_unstable_offset().unwrap_or(st.log_end_offset);
         for i in 0..closed {
+            if st.segments[i + 1].base_offset > last_stable {
+                return Ok((st.segments[i].base_offset, i));
+            }
             if st.config.min_compaction_lag_ms > 0 && retention::newest_timestamp_ms(&mut st.segments[i])? >= lag_limit
             {
                 return Ok((st.segments[i].base_offset, i));
@@ -206,7 +215,7 @@ impl Log {
     pub fn clean(&self, now_ms: i64, key_map_budget: usize) -> Result<Option<CleanStats>, LogError> {
         let started = std::time::Instant::now();
         let _cleaning = self.clean_lock.lock();
-        let (config, first_dirty, first_uncleanable, plan) = {
+        let (config, first_dirty, first_uncleanable, plan, aborted) = {
             let mut st = self.state.lock();
             if !st.config.compact || st.closed || st.failed {
                 return Ok(None);
@@ -218,7 +227,8 @@ impl Log {
             }
             let plan: Vec<(i64, SegmentView)> =
                 st.segments[..uncleanable].iter().map(|s| (s.base_offset, s.view())).collect();
-            (st.config.clone(), first_dirty, first_uncleanable, plan)
+            let aborted = Log::aborted_ranges(&st, first_uncleanable);
+            (st.config.clone(), first_dirty, first_uncleanable, plan, aborted)
         };
         let mut stats = CleanStats { first_dirty_offset: first_dirty, ..CleanStats::default() };
 
@@ -232,7 +242,8 @@ impl Log {
             }
             let mut full_at = None;
             for_each_batch(view, |header, batch| {
-                if header.last_offset() < first_dirty || header.is_control() {
+                // Aborted records never replace anything: they are dropped.
+                if header.last_offset() < first_dirty || header.is_control() || is_aborted(&aborted, header) {
                     return Ok(true);
                 }
                 let mut recs = records(&batch, DECOMPRESSED_BATCH_BYTES_MAX).map_err(|e| corrupt_batch(view, e))?;
@@ -271,7 +282,8 @@ impl Log {
         // Pass 2: rewrite every segment that starts below the map end, in groups.
         let delete_horizon = now_ms.saturating_sub(config.delete_retention_ms);
         for group in groups(&plan, map_end, first_uncleanable, &config) {
-            let written = self.clean_group(&group, &map.offsets, map_end, delete_horizon, &config, &mut stats)?;
+            let written =
+                self.clean_group(&group, (&map.offsets, &aborted), map_end, delete_horizon, &config, &mut stats)?;
             if !written {
                 return Ok(None);
             }
@@ -300,7 +312,7 @@ impl Log {
     fn clean_group(
         &self,
         group: &Group,
-        newest: &HashMap<Bytes, i64>,
+        (newest, aborted): (&HashMap<Bytes, i64>, &AbortedRanges),
         map_end: i64,
         delete_horizon: i64,
         config: &LogConfig,
@@ -329,7 +341,11 @@ impl Log {
             stats.segments_read += 1;
             stats.bytes_read += view.end;
             for_each_batch(view, |header, batch| {
-                let kept = if header.base_offset >= map_end || header.is_control() {
+                let kept = if is_aborted(aborted, header) {
+                    // Every record of an aborted transaction goes, wherever the key map ends.
+                    stats.records_removed += u64::try_from(header.records_count).unwrap_or(0);
+                    None
+                } else if header.base_offset >= map_end || header.is_control() {
                     Some(batch)
                 } else {
                     filter_batch(view, header, batch, newest, map_end, delete_horizon, stats)?

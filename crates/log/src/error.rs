@@ -56,7 +56,9 @@ pub enum LogError {
     #[error("malformed file {path} at line {line}: {reason}")]
     Malformed { path: PathBuf, line: usize, reason: String },
     /// An idempotent producer's batch does not follow its last sequence (Kafka OUT_OF_ORDER_SEQUENCE_NUMBER).
-    #[error("out of order sequence from producer {producer_id} in {topic}-{partition}: expected {expected}, got {found}")]
+    #[error(
+        "out of order sequence from producer {producer_id} in {topic}-{partition}: expected {expected}, got {found}"
+    )]
     OutOfOrderSequence { topic: String, partition: i32, producer_id: i64, expected: i32, found: i32 },
     /// A batch or marker carries an epoch older than the producer's current one (Kafka INVALID_PRODUCER_EPOCH).
     #[error("producer {producer_id} in {topic}-{partition} has epoch {epoch}, older than the current {current}")]
@@ -67,7 +69,9 @@ pub enum LogError {
     InvalidTxnState { topic: String, partition: i32, producer_id: i64, reason: &'static str },
     /// A transaction marker from a coordinator epoch older than the one that last wrote a marker for the producer
     /// (Kafka TRANSACTION_COORDINATOR_FENCED).
-    #[error("marker for producer {producer_id} in {topic}-{partition} has coordinator epoch {epoch}, older than {current}")]
+    #[error(
+        "marker for producer {producer_id} in {topic}-{partition} has coordinator epoch {epoch}, older than {current}"
+    )]
     CoordinatorFenced { topic: String, partition: i32, producer_id: i64, epoch: i32, current: i32 },
     /// The log manager was shut down.
     #[error("log manager for {path} is shut down")]

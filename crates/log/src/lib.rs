@@ -40,8 +40,8 @@ pub use log::{
     parse_partition_dir_name, AppendInfo, CleanStats, Cleanable, Log, OpenMode, OpenOptions, ReadResult,
     RetentionOutcome,
 };
-pub use producer::{AbortedTxn, ControlType, ProducerInfo, NO_PRODUCER_ID, NO_SEQUENCE};
 pub use manager::{validate_topic_name, LogManager, StartupReport};
+pub use producer::{AbortedTxn, ControlType, ProducerInfo, NO_PRODUCER_ID, NO_SEQUENCE};
 pub use records::{RecordHeader, RecordView, Records};
 pub use recovery::RecoveryStats;
 

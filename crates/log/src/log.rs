@@ -20,8 +20,8 @@ use crate::batch::{
 };
 use crate::checkpoint::sync_dir;
 use crate::config::LogConfig;
-use crate::producer::{AbortedTxn, ControlType, ProducerInfo};
 use crate::error::{io_err, is_storage_full, LogError};
+use crate::producer::{AbortedTxn, Checked, ControlType, ProducerInfo, ProducerStates};
 use crate::read;
 use crate::recovery::{recover, RecoveryStats};
 use crate::segment::{segment_file, AppendFailure, AppendedBatch, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
@@ -156,6 +156,10 @@ struct LogState {
     removed: Vec<retention::RemovedSegment>,
     /// Where the part not yet compacted starts (compacted logs; 0 until the first cleaning).
     first_dirty_offset: i64,
+    /// Idempotent and transactional producers' state.
+    producers: ProducerStates,
+    /// Aborted transactions with records at or above the log start offset, by marker offset.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl LogState {
@@ -210,7 +214,8 @@ impl Log {
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
-        Ok(Log::assemble(dir, (topic, partition), config, vec![segment], 0, 0, RecoveryStats::default()))
+        let txn = LoadedTxnState::default();
+        Ok(Log::assemble(dir, (topic, partition), config, vec![segment], (0, 0), txn, RecoveryStats::default()))
     }
 
     /// Opens an existing partition directory.
@@ -255,7 +260,9 @@ impl Log {
         let first_base = segments[0].base_offset;
         let log_start_offset = options.log_start_offset.unwrap_or(first_base).clamp(first_base, log_end_offset);
         retention::drop_segments_below(&dir, &mut segments, log_start_offset)?;
-        Ok(Log::assemble(dir, topic_partition, config, segments, log_start_offset, log_end_offset, stats))
+        let txn = transactions::load_txn_state(&dir, &segments, log_start_offset, log_end_offset)?;
+        let offsets = (log_start_offset, log_end_offset);
+        Ok(Log::assemble(dir, topic_partition, config, segments, offsets, txn, stats))
     }
 
     fn assemble(
@@ -263,8 +270,8 @@ impl Log {
         (topic, partition): (String, i32),
         config: LogConfig,
         segments: Vec<Segment>,
-        log_start_offset: i64,
-        log_end_offset: i64,
+        (log_start_offset, log_end_offset): (i64, i64),
+        txn: LoadedTxnState,
         recovery: RecoveryStats,
     ) -> Log {
         assert!(segments.last().is_some_and(Segment::is_active), "the last segment is active");
@@ -285,6 +292,8 @@ impl Log {
             max_timestamp_record: None,
             removed: Vec::new(),
             first_dirty_offset: 0,
+            producers: txn.producers,
+            aborted: txn.aborted,
         };
         Log {
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
@@ -372,16 +381,30 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_with(records, validated, leader_epoch, now_ms, None)
+    }
+
+    /// `append`, or with `marker` the append of a transaction marker's control batch.
+    fn append_with(
+        &self,
+        records: &mut [u8],
+        validated: &ValidatedBatches,
+        leader_epoch: i32,
+        now_ms: i64,
+        marker: Option<&transactions::Marker>,
+    ) -> Result<AppendInfo, LogError> {
         assert_eq!(records.len(), validated.bytes, "records differ from what was validated");
         assert!(!validated.batches.is_empty(), "validation never yields an empty record set");
         let mut st = self.state.lock();
         self.check_writable(&st)?;
-        let result = self.append_locked(&mut st, records, validated, leader_epoch, now_ms);
+        let result = self.append_locked(&mut st, records, validated, leader_epoch, now_ms, marker);
         match &result {
             // A full disk left nothing behind; the log stays writable and the next append may succeed.
             Err(LogError::StorageFull { path }) => {
                 tracing::warn!(topic = %self.topic, partition = self.partition, path = %path.display(), "append refused: disk full");
             }
+            // Producer state refused the write before anything was written.
+            Err(err) if err.is_producer_refusal() => {}
             Err(err) => self.fail(&mut st, err),
             Ok(_) => {}
         }
@@ -395,9 +418,21 @@ impl Log {
         validated: &ValidatedBatches,
         leader_epoch: i32,
         now_ms: i64,
+        marker: Option<&transactions::Marker>,
     ) -> Result<AppendInfo, LogError> {
         let base_offset = st.log_end_offset;
         let last_offset = base_offset + validated.records_count - 1;
+        // Producer state first: a refused or repeated batch changes nothing.
+        let staged = match marker {
+            None => match self.check_producers(st, validated, base_offset)? {
+                Checked::Duplicate(meta) => return Ok(Log::duplicate_info(st, meta)),
+                Checked::Write(staged) => Some(staged),
+            },
+            Some(m) => {
+                st.producers.check_marker(m.producer_id, m.epoch, m.coordinator_epoch).map_err(|r| self.refused(r))?;
+                None
+            }
+        };
         if should_roll(st.active(), &st.config, records.len(), validated.batches.len(), last_offset, now_ms) {
             self.roll(st)?;
         }
@@ -412,6 +447,11 @@ impl Log {
             Err(AppendFailure::Undone(err) | AppendFailure::Damaged(err)) => return Err(err),
         }
         st.log_end_offset = last_offset + 1;
+        match (staged, marker) {
+            (Some(staged), _) => st.producers.apply(staged),
+            (None, Some(marker)) => self.complete_marker(st, marker, base_offset, now_ms)?,
+            (None, None) => unreachable!("an append is either checked batches or a marker"),
+        }
         if let Some(max) = &mut st.max_timestamp {
             for batch in &batches {
                 if batch.max_timestamp > max.map_or(-1, |m| m.timestamp) {
@@ -445,9 +485,11 @@ impl Log {
             }
         };
         let files = st.active_mut().seal()?;
+        let rolled_base = st.active().base_offset;
         st.pending_flush.extend(files);
         st.segments.push(segment);
         st.dir_dirty = true;
+        self.on_roll(st, rolled_base);
         tracing::debug!(topic = %self.topic, partition = self.partition, base, "rolled segment");
         Ok(())
     }
@@ -655,6 +697,10 @@ impl Log {
         if let Some(active) = st.active_mut().active.as_mut() {
             active.indexes_dirty = false;
         }
+        if let Err(err) = self.write_snapshot(&st, true) {
+            // The next open replays the log from an older snapshot instead.
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %err, "cannot write producer snapshot");
+        }
         let active = st.active();
         Ok(CleanState {
             log_end_offset,
@@ -737,49 +783,6 @@ impl Log {
         let offset = read::record_with_timestamp(&view, max.offset, max.timestamp)?;
         self.state.lock().max_timestamp_record = Some((max, offset));
         Ok(Some((max.timestamp, offset)))
-    }
-
-    /// Appends a transaction marker (a control batch of one record) for `producer_id` and ends its open transaction
-    /// in this partition: a commit makes its records visible to read_committed consumers, an abort adds an entry to
-    /// the aborted-transactions index. The marker's epoch may be newer than the producer's (the coordinator bumps it
-    /// when it aborts on a timeout or fences); an older one is refused with `InvalidProducerEpoch`, an older
-    /// coordinator epoch with `CoordinatorFenced`. A marker for a producer with no open transaction is still written.
-    pub fn append_marker(
-        &self,
-        producer_id: i64,
-        producer_epoch: i16,
-        control: ControlType,
-        coordinator_epoch: i32,
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
-        let _ = (producer_id, producer_epoch, control, coordinator_epoch, leader_epoch, now_ms);
-        todo!("transaction markers")
-    }
-
-    /// The first offset of the oldest open transaction, or the log end offset when none is open. The broker serves
-    /// read_committed fetches below the smaller of this and the high watermark.
-    pub fn last_stable_offset(&self) -> i64 {
-        todo!("last stable offset")
-    }
-
-    /// Aborted transactions that may own records in `[from, to)`: those whose marker is at or after `from` and whose
-    /// first offset is before `to`, ordered by first offset. A read_committed fetch returns them with its records.
-    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        let _ = (from, to);
-        todo!("aborted transactions")
-    }
-
-    /// The producers with state in this partition (DescribeProducers), ordered by producer id.
-    pub fn producers(&self) -> Vec<ProducerInfo> {
-        todo!("producers")
-    }
-
-    /// Forgets producers whose last write is older than `expiration_ms` (`producer.id.expiration.ms`) and that have
-    /// no open transaction; returns how many were removed.
-    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
-        let _ = (now_ms, expiration_ms);
-        todo!("producer expiry")
     }
 
     /// Calls `f` with the new flushed offset after every flush.
@@ -921,6 +924,10 @@ fn assign_offsets(
 #[path = "retention.rs"]
 mod retention;
 pub use retention::RetentionOutcome;
+
+#[path = "transactions.rs"]
+mod transactions;
+use transactions::LoadedTxnState;
 
 #[path = "cleaner.rs"]
 mod cleaner;

@@ -72,6 +72,7 @@ impl Log {
         }
         if offset > st.log_start_offset {
             st.log_start_offset = offset;
+            Log::forget_aborted_below(&mut st, offset);
             tracing::info!(topic = %self.topic, partition = self.partition, offset, "log start offset advanced");
         }
         Ok(st.log_start_offset)
@@ -135,6 +136,8 @@ impl Log {
                 .collect();
             st.removed.extend(removed);
             st.log_start_offset = st.log_start_offset.max(st.segments[0].base_offset);
+            let log_start_offset = st.log_start_offset;
+            Log::forget_aborted_below(&mut st, log_start_offset);
             // The largest timestamp may have been in a removed segment.
             st.max_timestamp = None;
             st.max_timestamp_record = None;

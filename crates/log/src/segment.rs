@@ -19,6 +19,8 @@ use crate::time_index::TimeEntry;
 pub(crate) const LOG_EXT: &str = "log";
 pub(crate) const INDEX_EXT: &str = "index";
 pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+/// Aborted transactions whose abort marker is in the segment (see `transactions.rs`).
+pub(crate) const TXN_INDEX_EXT: &str = "txnindex";
 
 /// `<dir>/<20-digit base offset>.<ext>`.
 pub(crate) fn segment_file(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
@@ -430,9 +432,9 @@ pub(crate) fn rewrite_index<E: IndexEntry>(
     file.sync_data().map_err(io_err("fsync index", path))
 }
 
-/// Removes a segment's three files; missing files are fine.
+/// Removes a segment's files; missing files are fine.
 pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
         let path = segment_file(dir, base_offset, ext);
         match std::fs::remove_file(&path) {
             Ok(()) => {}

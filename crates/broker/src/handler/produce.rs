@@ -158,6 +158,11 @@ fn append_one(
         let msg = format!("produce requests with version {version} may carry exactly one record batch per partition");
         return Err((ResponseError::InvalidRecord, Some(msg), Vec::new()));
     }
+    // Only the transaction coordinator writes transaction markers.
+    if validated.batches[0].is_control() {
+        let msg = "clients may not write control batches".to_string();
+        return Err((ResponseError::InvalidRecord, Some(msg), Vec::new()));
+    }
     // zstd needs Produce v7 (KIP-110); the compression codec is attributes bits 0-2.
     if version < 7 && validated.batches[0].attributes & 0x07 == COMPRESSION_ZSTD {
         return Err((ResponseError::UnsupportedCompressionType, None, Vec::new()));
@@ -169,15 +174,23 @@ fn append_one(
     }
     let mut owned = records.to_vec();
     let info = partition.log.append(&mut owned, &validated, 0, now).map_err(|e| {
-        // A full disk is logged by the storage engine and cleared by freeing space; anything else is an error.
-        if !matches!(e, runnel_log::LogError::StorageFull { .. }) {
+        // A full disk is logged by the storage engine and cleared by freeing space; a producer-state refusal is the
+        // client's (answered with its error code); anything else is an error.
+        if e.is_producer_refusal() {
+            tracing::debug!(topic = %partition.topic, partition = index, error = %e, "append refused");
+        } else if !matches!(e, runnel_log::LogError::StorageFull { .. }) {
             tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed");
         }
         (e.error(), Some(e.to_string()), Vec::new())
     })?;
-    partition.on_appended();
-    partition.counters.bytes_in.increment(owned.len() as u64);
-    partition.counters.records_in.increment(info.records_count as u64);
+    if info.duplicate {
+        // A retried batch: the original append's offsets, nothing written.
+        metrics::counter!(crate::metrics::PRODUCE_DUPLICATES).increment(1);
+    } else {
+        partition.on_appended();
+        partition.counters.bytes_in.increment(owned.len() as u64);
+        partition.counters.records_in.increment(info.records_count as u64);
+    }
     let wait_for_flush = partition.flush_required(now);
     if wait_for_flush {
         flusher.request(&partition.log);
