@@ -37,6 +37,17 @@ pub struct Written {
     pub wait_for_flush: bool,
 }
 
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Written")
+            .field("topic", &self.partition.topic)
+            .field("partition", &self.partition.index)
+            .field("end_offset", &self.end_offset)
+            .field("wait_for_flush", &self.wait_for_flush)
+            .finish()
+    }
+}
+
 impl Written {
     /// Waits until the write is on stable storage; false if the log failed.
     pub async fn durable(self) -> bool {

@@ -241,3 +241,5 @@ mod tests;
 
 #[cfg(test)]
 mod group_tests;
+#[cfg(test)]
+mod txn_tests;

@@ -36,6 +36,8 @@ pub mod records;
 pub mod state;
 
 #[cfg(test)]
+mod coordinator_tests;
+#[cfg(test)]
 mod state_tests;
 
 use std::collections::HashMap;
