@@ -175,18 +175,18 @@ fn transactional_offsets_wait_for_the_marker() {
     let (pe, _) = broker.txns.init_producer_id(&broker, Some("tx"), 10_000, None).unwrap();
     let pid = pe.producer_id;
     // Committed transaction.
-    broker.txns.add_partitions(&broker, "tx", pid, 0, &[offsets_partition.clone()]).unwrap();
+    broker.txns.add_partitions(&broker, "tx", pid, 0, std::slice::from_ref(&offsets_partition)).unwrap();
     broker.groups.txn_commit(flusher, "g", "", None, -1, (pid, 0), &[entry(5)]).unwrap();
     assert_eq!(committed(&broker), None, "pending until the marker");
     broker.txns.end_txn(&broker, "tx", pid, 0, true, false).unwrap();
     assert_eq!(committed(&broker), Some(5));
     // Aborted transaction.
-    broker.txns.add_partitions(&broker, "tx", pid, 0, &[offsets_partition.clone()]).unwrap();
+    broker.txns.add_partitions(&broker, "tx", pid, 0, std::slice::from_ref(&offsets_partition)).unwrap();
     broker.groups.txn_commit(flusher, "g", "", None, -1, (pid, 0), &[entry(9)]).unwrap();
     broker.txns.end_txn(&broker, "tx", pid, 0, false, false).unwrap();
     assert_eq!(committed(&broker), Some(5), "an abort drops the offsets");
     // Open at the restart.
-    broker.txns.add_partitions(&broker, "tx", pid, 0, &[offsets_partition.clone()]).unwrap();
+    broker.txns.add_partitions(&broker, "tx", pid, 0, std::slice::from_ref(&offsets_partition)).unwrap();
     broker.groups.txn_commit(flusher, "g", "", None, -1, (pid, 0), &[entry(12)]).unwrap();
     broker.shutdown().unwrap();
     drop(broker);
