@@ -557,6 +557,13 @@ impl Coordinator {
         metrics::counter!(OFFSET_COMMITS).increment(count as u64);
     }
 
+    /// The partitions of `group_id` with transactional offsets waiting for
+    /// their transaction's marker.
+    pub fn pending_txn_partitions(&self, group_id: &str) -> HashSet<(String, i32)> {
+        let pending = self.pending_txn.lock();
+        pending.values().flatten().filter(|p| p.group == group_id).map(|p| (p.topic.clone(), p.partition)).collect()
+    }
+
     /// Committed offsets of a group: of the named partitions, or of every
     /// partition when `topics` is `None`.
     pub fn fetch_offsets(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {

@@ -178,8 +178,11 @@ fn transactional_offsets_wait_for_the_marker() {
     broker.txns.add_partitions(&broker, "tx", pid, 0, std::slice::from_ref(&offsets_partition)).unwrap();
     broker.groups.txn_commit(flusher, "g", "", None, -1, (pid, 0), &[entry(5)]).unwrap();
     assert_eq!(committed(&broker), None, "pending until the marker");
+    let unstable = broker.groups.pending_txn_partitions("g");
+    assert!(unstable.contains(&tp("t", 0)), "OffsetFetch with require_stable sees it as unstable");
     broker.txns.end_txn(&broker, "tx", pid, 0, true, false).unwrap();
     assert_eq!(committed(&broker), Some(5));
+    assert!(broker.groups.pending_txn_partitions("g").is_empty());
     // Aborted transaction.
     broker.txns.add_partitions(&broker, "tx", pid, 0, std::slice::from_ref(&offsets_partition)).unwrap();
     broker.groups.txn_commit(flusher, "g", "", None, -1, (pid, 0), &[entry(9)]).unwrap();
