@@ -6,9 +6,9 @@
 //! ones only read_uncommitted consumers; a second producer with the same
 //! transactional.id fences the first; a transaction left open past its
 //! timeout is aborted by the broker; offsets sent with
-//! send_offsets_to_transaction become the group's only on commit; and a
-//! broker SIGKILL in the middle of transactions leaves each one committed or
-//! aborted. Method: one broker per test on loopback, transactional producers
+//! send_offsets_to_transaction become the group's only on commit, also for a
+//! member of a joined group (consume-transform-produce); and a broker SIGKILL
+//! in the middle of transactions leaves each one committed or aborted. Method: one broker per test on loopback, transactional producers
 //! and consumers of both isolation levels reading partition 0; the transaction
 //! markers show up as offsets the consumers never return (the high watermark
 //! counts them).
@@ -246,4 +246,50 @@ async fn transaction_open_at_a_broker_kill_is_aborted_after_its_timeout() {
         assert!(Instant::now() < deadline, "no abort marker after the restart");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Consume-transform-produce with a consumer that joined its group: the
+/// transaction carries the member's generation (KIP-447), each input's
+/// output is written once, and the group's offset ends after the last input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_transform_produce_with_a_group_member() {
+    use rdkafka::Message;
+    let (_dir, broker) = start(&["group.initial.rebalance.delay.ms=0"]).await;
+    common::create_topic(&broker.addr, "input", 1, &[]).await;
+    let plain = broker.producer(&[]);
+    for i in 0..20 {
+        let v = format!("in{i}");
+        plain.send(FutureRecord::to("input").key("k").payload(&v).partition(0), TIMEOUT).await.expect("input");
+    }
+    let consumer = broker.consumer(&[
+        ("group.id", "etl"),
+        ("group.protocol", "classic"),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+    ]);
+    consumer.subscribe(&["input"]).expect("subscribe");
+    let producer = transactional(&broker, "tx-etl", &[]);
+    let mut done = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done < 20 {
+        assert!(Instant::now() < deadline, "processed {done} of 20");
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let message = message.expect("consume");
+        let output = format!("out-{}", String::from_utf8_lossy(message.payload().unwrap_or_default()));
+        producer.begin_transaction().expect("begin");
+        send(&producer, &[output]).await;
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset("input", 0, Offset::Offset(message.offset() + 1)).unwrap();
+        let metadata = consumer.group_metadata().expect("group metadata");
+        producer.send_offsets_to_transaction(&offsets, &metadata, TIMEOUT).expect("send offsets");
+        producer.commit_transaction(TIMEOUT).expect("commit");
+        done += 1;
+    }
+    let outputs = read(&broker, "read_uncommitted", 20);
+    let expected: Vec<String> = (0..20).map(|i| format!("out-in{i}")).collect();
+    assert_eq!(outputs, expected);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("input", 0);
+    let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed");
+    assert_eq!(committed.elements()[0].offset(), Offset::Offset(20));
 }
