@@ -57,6 +57,10 @@ fn producer_ids_never_repeat_across_restarts() {
     let broker = open(dir.path());
     let (third, _) = broker.txns.init_producer_id(&broker, None, 0, None).unwrap();
     assert_eq!(third.producer_id, PRODUCER_ID_BLOCK_SIZE, "a restart starts a new block");
+    // A producer recovering (KIP-360) an id the coordinator does not know gets a new producer id.
+    let (recovered, _) =
+        broker.txns.init_producer_id(&broker, Some("gone"), 1000, Some((first.producer_id, 4))).unwrap();
+    assert_eq!((recovered.producer_id, recovered.epoch), (PRODUCER_ID_BLOCK_SIZE + 1, 0));
     broker.shutdown().unwrap();
 }
 

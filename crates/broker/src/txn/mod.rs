@@ -262,13 +262,9 @@ impl TxnCoordinator {
         let now = now_ms();
         let mut txns = self.txns.lock();
         let next = match txns.get(id) {
-            None => {
-                if expected.is_some_and(|(pid, _)| pid >= 0) {
-                    // KIP-360: a producer recovering an id this coordinator does not know.
-                    return Err(TxnError::InvalidProducerIdMapping);
-                }
-                TxnMetadata::new(id, new_id()?, timeout_ms, now)
-            }
+            // A new id. A producer recovering an id this coordinator no longer
+            // knows (expired) gets a new producer id too, as Kafka answers.
+            None => TxnMetadata::new(id, new_id()?, timeout_ms, now),
             Some(current) => match current.plan_init(expected, timeout_ms, now, new_id)? {
                 InitPlan::Write(next) => next,
                 InitPlan::Current => {

@@ -18,7 +18,9 @@
 //!   └───────────InitProducerId (epoch bump) from Empty / Complete*──────────────┘
 //! ```
 //!
-//! `Dead` marks an id being removed after `transactional.id.expiration.ms`.
+//! `Dead` is Kafka's state for an id being removed after
+//! `transactional.id.expiration.ms`; Runnel removes an expired id with a
+//! tombstone at once and only meets `Dead` in a value it reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
