@@ -141,8 +141,9 @@ fn timed_out_transactions_are_aborted() {
 }
 
 /// Goal: a transaction found prepared at start is completed: markers, then
-/// the complete state. Method: store PrepareCommit by hand (as if the broker
-/// died right after deciding), reopen.
+/// the complete state. Method: store PrepareCommit (and, for another id,
+/// PrepareEpochFence) by hand, as if the broker died right after deciding,
+/// and reopen.
 #[test]
 fn prepared_transactions_complete_on_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,12 +153,22 @@ fn prepared_transactions_complete_on_load() {
     let mut prepared = broker.txns.describe("tx").unwrap();
     prepared.state = TxnState::PrepareCommit;
     broker.txns.store(&broker, "tx", Some(&prepared)).unwrap();
+    // A fence stored, its abort not yet: completed as an abort.
+    let (fenced, _) = broker.txns.init_producer_id(&broker, Some("fx"), 10_000, None).unwrap();
+    broker.txns.add_partitions(&broker, "fx", fenced.producer_id, 0, &[tp("t", 0)]).unwrap();
+    let mut fence = broker.txns.describe("fx").unwrap();
+    fence.state = TxnState::PrepareEpochFence;
+    fence.producer_epoch = 1;
+    broker.txns.store(&broker, "fx", Some(&fence)).unwrap();
     broker.shutdown().unwrap();
     drop(broker);
 
     let broker = open(dir.path());
     assert_eq!(broker.txns.describe("tx").unwrap().state, TxnState::CompleteCommit);
     assert_eq!(markers(&partition(&broker, 1)), vec![(pe.producer_id, true)]);
+    let fx = broker.txns.describe("fx").unwrap();
+    assert_eq!((fx.state, fx.producer_epoch), (TxnState::CompleteAbort, 1));
+    assert_eq!(markers(&partition(&broker, 0)), vec![(fenced.producer_id, false)]);
     broker.shutdown().unwrap();
 }
 
