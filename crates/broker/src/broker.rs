@@ -19,6 +19,10 @@ use crate::config::{BrokerConfig, ConfigError};
 use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 use crate::meta::{MetaError, MetadataRecord, MetadataStore, TopicMeta};
 use crate::partition::Partition;
+use crate::txn::{TxnConfig, TxnCoordinator, TXN_TOPIC};
+
+/// Producer ids reserved per metadata record (Kafka's block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// The most partitions one topic may have; a bound on the logs one request
 /// can make the broker open.
@@ -73,6 +77,16 @@ pub enum StartError {
     Log(#[from] LogError),
     #[error("cannot create {OFFSETS_TOPIC}: {0}")]
     OffsetsTopic(#[source] TopicError),
+    #[error("cannot create {TXN_TOPIC}: {0}")]
+    TxnTopic(#[source] TopicError),
+}
+
+/// Producer ids reserved through the metadata log and not yet handed out:
+/// `next..end`.
+#[derive(Default)]
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
 }
 
 /// Shared broker state.
@@ -84,6 +98,9 @@ pub struct Broker {
     pub request_budget: Arc<tokio::sync::Semaphore>,
     /// The consumer group coordinator.
     pub groups: Coordinator,
+    /// The transaction coordinator.
+    pub txns: TxnCoordinator,
+    producer_ids: Mutex<ProducerIdBlock>,
     meta: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     cluster_id: String,
@@ -115,11 +132,14 @@ impl Broker {
         let cluster_id = meta.cluster_id().to_string();
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes()));
         let groups = Coordinator::new(GroupConfig::from_broker(&config));
+        let txns = TxnCoordinator::new(TxnConfig::from_broker(&config));
         let broker = Broker {
             config,
             logs,
             request_budget,
             groups,
+            txns,
+            producer_ids: Mutex::new(ProducerIdBlock::default()),
             meta: Mutex::new(meta),
             topics: RwLock::new(HashMap::new()),
             cluster_id,
@@ -127,6 +147,7 @@ impl Broker {
         };
         broker.reconcile()?;
         broker.open_groups()?;
+        broker.open_transactions()?;
         tracing::info!(
             topics = broker.topics.read().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -170,6 +191,43 @@ impl Broker {
         };
         self.groups.load(topic.partitions.clone())?;
         Ok(())
+    }
+
+    /// Creates `__transaction_state` if it is missing and loads the
+    /// transactions stored in it (after the groups, whose pending
+    /// transactional offsets the recovered markers complete).
+    fn open_transactions(&self) -> Result<(), StartError> {
+        let topic = match self.topic(TXN_TOPIC) {
+            Some(topic) => topic,
+            None => {
+                let partitions = self.config.transaction_state_log_num_partitions();
+                let configs = BTreeMap::from([
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("segment.bytes".to_string(), self.config.transaction_state_log_segment_bytes().to_string()),
+                ]);
+                self.create_topic(TXN_TOPIC, partitions, configs).map_err(StartError::TxnTopic)?
+            }
+        };
+        self.txns.load(self, topic.partitions.clone())?;
+        Ok(())
+    }
+
+    /// Hands out a producer id never handed out before, reserving a new
+    /// block of [`PRODUCER_ID_BLOCK_SIZE`] ids through the metadata log
+    /// (fsynced) when the current block is used up. Blocking.
+    pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
+        let mut block = self.producer_ids.lock();
+        if block.next >= block.end {
+            let mut meta = self.meta.lock();
+            let start = meta.image().next_producer_id();
+            let end = start + PRODUCER_ID_BLOCK_SIZE;
+            meta.append(MetadataRecord::ProducerIds { next_producer_id: end })?;
+            *block = ProducerIdBlock { next: start, end };
+            tracing::info!(start, end, "producer id block reserved");
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
     }
 
     fn open_topic(&self, meta: TopicMeta) -> Result<Arc<Topic>, LogError> {

@@ -326,6 +326,49 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     int("group.min.session.timeout.ms", 0, I32_MAX, "6000", "smallest session timeout a member may ask for"),
     int("group.max.session.timeout.ms", 0, I32_MAX, "1800000", "largest session timeout a member may ask for"),
     int("group.max.size", 1, I32_MAX, "2147483647", "members one consumer group may have"),
+    // Transaction coordinator.
+    int(
+        "transaction.state.log.num.partitions",
+        1,
+        10_000,
+        "50",
+        "partitions of __transaction_state when it is created (an id's partition is hash(transactional id) modulo this)",
+    ),
+    int(
+        "transaction.state.log.segment.bytes",
+        14,
+        I32_MAX,
+        "104857600",
+        "segment size of __transaction_state when it is created; the cleaner compacts only rolled segments",
+    ),
+    int(
+        "transaction.max.timeout.ms",
+        1,
+        I32_MAX,
+        "900000",
+        "largest transaction.timeout.ms a producer may ask for; larger gets INVALID_TRANSACTION_TIMEOUT",
+    ),
+    int(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        1,
+        I32_MAX,
+        "10000",
+        "how often transactions open past their timeout are looked for and aborted",
+    ),
+    int(
+        "transactional.id.expiration.ms",
+        1,
+        I32_MAX,
+        "604800000",
+        "a transactional id without a transaction for this long is removed",
+    ),
+    int(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        1,
+        I32_MAX,
+        "3600000",
+        "how often expired transactional ids are looked for",
+    ),
 ];
 
 /// A topic-level setting: its definition (with Kafka's default), the broker
@@ -886,6 +929,25 @@ impl BrokerConfig {
     }
     pub fn group_max_size(&self) -> usize {
         self.int("group.max.size") as usize
+    }
+    // Transaction coordinator.
+    pub fn transaction_state_log_num_partitions(&self) -> i32 {
+        self.int("transaction.state.log.num.partitions") as i32
+    }
+    pub fn transaction_state_log_segment_bytes(&self) -> i64 {
+        self.int("transaction.state.log.segment.bytes")
+    }
+    pub fn transaction_max_timeout_ms(&self) -> i32 {
+        self.int("transaction.max.timeout.ms") as i32
+    }
+    pub fn transaction_abort_timed_out_transaction_cleanup_interval_ms(&self) -> u64 {
+        self.int("transaction.abort.timed.out.transaction.cleanup.interval.ms") as u64
+    }
+    pub fn transactional_id_expiration_ms(&self) -> i64 {
+        self.int("transactional.id.expiration.ms")
+    }
+    pub fn transaction_remove_expired_transaction_cleanup_interval_ms(&self) -> u64 {
+        self.int("transaction.remove.expired.transaction.cleanup.interval.ms") as u64
     }
 
     /// The effective broker-level value behind a topic setting (Kafka's

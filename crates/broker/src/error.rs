@@ -11,6 +11,7 @@ use runnel_log::{BatchError, LogError};
 use crate::broker::TopicError;
 use crate::config::ConfigError;
 use crate::group::state::GroupError;
+use crate::txn::state::TxnError;
 
 /// Maps an internal error to the Kafka error code for a response.
 pub trait ToErrorCode {
@@ -83,6 +84,34 @@ impl ToErrorCode for GroupError {
             GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
             GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
             GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        }
+    }
+}
+
+impl ToErrorCode for TxnError {
+    fn error(&self) -> ResponseError {
+        match self {
+            TxnError::InvalidRequest => ResponseError::InvalidRequest,
+            TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+            TxnError::ProducerFenced => ResponseError::ProducerFenced,
+            TxnError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+            TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+            TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+            TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+            TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        }
+    }
+}
+
+impl TxnError {
+    /// The code for a response of an API whose versions before
+    /// `fenced_since` predate PRODUCER_FENCED (KIP-588): older clients get
+    /// INVALID_PRODUCER_EPOCH, which they know.
+    pub fn code_for(&self, version: i16, fenced_since: i16) -> i16 {
+        match self {
+            TxnError::ProducerFenced if version < fenced_since => ResponseError::InvalidProducerEpoch.code(),
+            e => e.error_code(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! Layers, top down: [`server`] accepts connections; [`connection`] frames,
 //! guards and orders requests; [`handler`] holds one module per Kafka API;
 //! [`broker`] and [`partition`] hold the state the handlers share; [`meta`] is
-//! the metadata state machine; [`config`] names every setting and bound;
+//! the metadata state machine; [`group`] and [`txn`] are the group and
+//! transaction coordinators; [`config`] names every setting and bound;
 //! [`retention`] removes old segments and [`cleaner`] compacts logs in the
 //! background.
 //! Kafka error codes appear only in handlers, through [`error`].
@@ -23,6 +24,7 @@ pub mod partition;
 pub mod protocol;
 pub mod retention;
 pub mod server;
+pub mod txn;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, Source};

@@ -37,6 +37,11 @@ pub enum MetadataRecord {
     /// A topic's partition count raised (CreatePartitions); absolute, so
     /// replaying it twice changes nothing.
     PartitionsCreated { id: Uuid, partitions: i32 },
+    /// Producer ids below `next_producer_id` are handed out: the broker
+    /// reserves a block of ids with this record before it hands out the
+    /// first of them, so no id is given twice, whatever the crash. Absolute;
+    /// the image keeps the largest value.
+    ProducerIds { next_producer_id: i64 },
 }
 
 /// What the image knows about a topic.
@@ -62,6 +67,8 @@ pub struct MetadataImage {
     node_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// Dynamic cluster-wide default broker settings.
     cluster_configs: BTreeMap<String, String>,
+    /// The first producer id not yet reserved.
+    next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -99,6 +106,9 @@ impl MetadataImage {
                     topic.partitions = topic.partitions.max(*partitions);
                 }
             }
+            MetadataRecord::ProducerIds { next_producer_id } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
         }
     }
 
@@ -116,7 +126,14 @@ impl MetadataImage {
             .node_configs
             .iter()
             .map(|(node, configs)| MetadataRecord::BrokerConfigChanged { node: Some(*node), configs: configs.clone() });
-        topics.chain(cluster).chain(nodes).collect()
+        let producer_ids = (self.next_producer_id > 0)
+            .then_some(MetadataRecord::ProducerIds { next_producer_id: self.next_producer_id });
+        topics.chain(cluster).chain(nodes).chain(producer_ids).collect()
+    }
+
+    /// The first producer id no block has reserved yet.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// Dynamic settings of broker `node`, or the cluster default for `None`.
@@ -210,6 +227,26 @@ impl MetadataStore {
         }
         file.flush().map_err(io(&path))?;
         Ok(MetadataStore { dir, path, file, image, cluster_id, log_bytes: valid_len, snapshot_after_bytes })
+    }
+
+    /// The image stored under `data_dir`, read without opening the store for
+    /// writing (nothing is created or repaired); `None` when there is none.
+    /// `runnel serve --print-config` uses it to show dynamic settings.
+    pub fn read_image(data_dir: &Path) -> Result<Option<MetadataImage>, MetaError> {
+        let dir = data_dir.join("__cluster_metadata");
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let mut image = load_snapshot(&dir.join(SNAPSHOT_FILE))?;
+        let path = dir.join("metadata.log");
+        match File::open(&path) {
+            Ok(file) => {
+                replay(&file, &mut image).map_err(|source| MetaError::Io { path: path.clone(), source })?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(MetaError::Io { path, source }),
+        }
+        Ok(Some(image))
     }
 
     pub fn image(&self) -> &MetadataImage {
@@ -418,6 +455,7 @@ mod tests {
         let node = if round.is_multiple_of(2) { None } else { Some(1) };
         let configs = configs(&[("log.retention.ms", &value)]);
         store.append(MetadataRecord::BrokerConfigChanged { node, configs }).unwrap();
+        store.append(MetadataRecord::ProducerIds { next_producer_id: 1000 * (round as i64 + 1) }).unwrap();
     }
 
     // Goal: snapshots bound the log and lose nothing. Method: a small bound,
@@ -435,6 +473,7 @@ mod tests {
         assert_eq!(expected.broker_configs(None), configs(&[("log.retention.ms", "58")]));
         assert_eq!(expected.broker_configs(Some(1)), configs(&[("log.retention.ms", "59")]));
         assert_eq!(expected.topic("t4").unwrap().partitions, 61);
+        assert_eq!(expected.next_producer_id(), 60_000);
         drop(store);
         let store = MetadataStore::open_with(dir.path(), 2048).unwrap();
         assert_eq!(store.image(), &expected);

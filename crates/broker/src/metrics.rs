@@ -76,9 +76,28 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed");
             }
             describe();
+            start_at_zero();
             handle
         })
         .clone()
+}
+
+/// Registers the unlabelled counters of rare events at 0, so they are scraped
+/// (and a dashboard's `rate()` over them works) before the first event.
+fn start_at_zero() {
+    for name in [
+        PRODUCE_DUPLICATES,
+        PRODUCERS_EXPIRED,
+        RETENTION_BYTES,
+        CLEANER_RUNS,
+        CLEANER_BYTES_READ,
+        CLEANER_BYTES_WRITTEN,
+        CLEANER_RECORDS_REMOVED,
+        crate::group::GROUP_REBALANCES,
+        crate::group::OFFSET_COMMITS,
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
 }
 
 fn describe() {
@@ -112,6 +131,10 @@ fn describe() {
         crate::group::GROUP_LAG,
         "Records between a group's committed offset and the partition's high watermark"
     );
+    describe_gauge!(crate::txn::TRANSACTIONS_OPEN, "Transactions open or being completed");
+    describe_gauge!(crate::txn::TRANSACTIONAL_IDS, "Transactional ids the coordinator knows");
+    describe_counter!(crate::txn::TRANSACTIONS_ENDED, "Transactions ended, by result (commit, abort)");
+    describe_counter!(crate::txn::TRANSACTION_TIMEOUTS, "Transactions aborted by the coordinator after their timeout");
     describe_gauge!(LOG_SIZE, Unit::Bytes, "Size of a partition's log");
     describe_gauge!(LOG_END_OFFSET, "A partition's log end offset");
     describe_gauge!(LOG_START_OFFSET, "A partition's log start offset");
@@ -199,6 +222,16 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::ListGroups => "ListGroups",
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
+        // Transaction coordinator.
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+        ApiKey::EndTxn => "EndTxn",
+        ApiKey::WriteTxnMarkers => "WriteTxnMarkers",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
+        ApiKey::DescribeProducers => "DescribeProducers",
+        ApiKey::DescribeTransactions => "DescribeTransactions",
+        ApiKey::ListTransactions => "ListTransactions",
         _ => "Other",
     }
 }
@@ -216,6 +249,7 @@ pub fn render(handle: &PrometheusHandle, broker: Option<&Broker>) -> String {
             }
         }
         broker.groups.record_metrics(broker);
+        broker.txns.record_metrics();
         let stats = broker.logs.flusher().stats();
         counter!(FLUSH_ROUNDS).absolute(stats.rounds);
         counter!(FLUSH_REQUESTS).absolute(stats.requests);

@@ -62,6 +62,7 @@ impl Server {
         // Not awaited at shutdown: closing the logs stops a cleaning in progress (see `cleaner`).
         tokio::spawn(cleaner::run(broker.clone(), stop_rx.clone()));
         let group_timers = tokio::spawn(crate::group::run(broker.clone(), stop_rx.clone()));
+        let txn_timers = tokio::spawn(crate::txn::run(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -104,6 +105,9 @@ impl Server {
         }
         if let Err(e) = group_timers.await {
             tracing::warn!(error = %e, "group timer task ended abnormally");
+        }
+        if let Err(e) = txn_timers.await {
+            tracing::warn!(error = %e, "transaction timer task ended abnormally");
         }
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.shutdown()).await.expect("shutdown does not panic")?;

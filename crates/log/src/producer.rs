@@ -350,8 +350,9 @@ impl ProducerStates {
         out
     }
 
-    /// Decodes a snapshot; `None` if it is torn or not a snapshot.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<ProducerStates> {
+    /// Decodes a snapshot taken at offset `at`; `None` if it is torn, not a snapshot, or names an offset at or
+    /// beyond `at` (a snapshot only describes the log below it).
+    pub(crate) fn decode(bytes: &[u8], at: i64) -> Option<ProducerStates> {
         let body = bytes.strip_prefix(SNAPSHOT_MAGIC)?;
         let (crc, body) = body.split_first_chunk::<4>()?;
         if u32::from_be_bytes(*crc) != crc32c::crc32c(body) {
@@ -365,17 +366,28 @@ impl ProducerStates {
             let epoch = r.i16()?;
             let coordinator_epoch = r.i32()?;
             let last_timestamp = r.i64()?;
-            let txn_first_offset = Some(r.i64()?).filter(|&o| o >= 0);
+            let txn_first_offset = match r.i64()? {
+                -1 => None,
+                offset if (0..at).contains(&offset) => Some(offset),
+                _ => return None,
+            };
             let n = r.u8()?;
+            if usize::from(n) > BATCHES_KEPT {
+                return None;
+            }
             let mut batches = VecDeque::with_capacity(usize::from(n));
             for _ in 0..n {
-                batches.push_back(BatchMeta {
+                let meta = BatchMeta {
                     first_seq: r.i32()?,
                     last_seq: r.i32()?,
                     first_offset: r.i64()?,
                     last_offset: r.i64()?,
                     timestamp: r.i64()?,
-                });
+                };
+                if !(0 <= meta.first_offset && meta.first_offset <= meta.last_offset && meta.last_offset < at) {
+                    return None;
+                }
+                batches.push_back(meta);
             }
             states.set_entry(
                 producer_id,

@@ -137,12 +137,13 @@ fn torn_snapshot_is_rejected() {
     let mut s = ProducerStates::default();
     write(&mut s, txn(batch(1, 0, 0, 1, 0))).unwrap();
     let bytes = s.encode();
-    assert_eq!(ProducerStates::decode(&bytes), Some(s));
-    assert_eq!(ProducerStates::decode(&bytes[..bytes.len() - 1]), None);
+    assert_eq!(ProducerStates::decode(&bytes, 1), Some(s));
+    assert_eq!(ProducerStates::decode(&bytes[..bytes.len() - 1], 1), None);
     let mut flipped = bytes.clone();
     *flipped.last_mut().unwrap() ^= 1;
-    assert_eq!(ProducerStates::decode(&flipped), None);
-    assert_eq!(ProducerStates::decode(b""), None);
+    assert_eq!(ProducerStates::decode(&flipped, 1), None);
+    assert_eq!(ProducerStates::decode(b"", 1), None);
+    assert_eq!(ProducerStates::decode(&bytes, 0), None, "a snapshot at 0 cannot name offset 0");
 }
 
 #[test]
@@ -180,7 +181,7 @@ proptest! {
                 offset += 1;
             }
         }
-        prop_assert_eq!(ProducerStates::decode(&s.encode()), Some(s));
+        prop_assert_eq!(ProducerStates::decode(&s.encode(), offset), Some(s));
     }
 
     // Goal: replaying what was written rebuilds the state the checks built (recovery equals the live path).

@@ -385,7 +385,7 @@ pub(crate) fn load_txn_state(
         if producers.is_some() {
             continue;
         }
-        match std::fs::read(&path).ok().and_then(|bytes| ProducerStates::decode(&bytes)) {
+        match std::fs::read(&path).ok().and_then(|bytes| ProducerStates::decode(&bytes, offset)) {
             Some(state) => {
                 producers = Some(state);
                 replay_from = offset;
@@ -406,7 +406,12 @@ pub(crate) fn load_txn_state(
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         let entries = decode_aborted(&bytes);
-        let kept: Vec<AbortedTxn> = entries.iter().filter(|a| a.last_offset < replay_from).copied().collect();
+        // Entries from the replayed part are rebuilt; nonsense ones (a damaged file) are dropped.
+        let kept: Vec<AbortedTxn> = entries
+            .iter()
+            .filter(|a| (0..=a.last_offset).contains(&a.first_offset) && a.last_offset < replay_from)
+            .copied()
+            .collect();
         if kept.len() != entries.len() || bytes.len() != entries.len() * crate::producer::TXN_ENTRY_BYTES {
             let rewritten: Vec<u8> = kept.iter().flat_map(encode_aborted).collect();
             std::fs::write(&path, rewritten).map_err(io_err("rewrite transaction index", &path))?;

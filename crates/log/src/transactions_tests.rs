@@ -166,6 +166,7 @@ fn bad_snapshots_are_ignored() {
     // A snapshot claiming an offset past the log's end (as after a torn tail) is deleted on open.
     let future = dir(root.path()).join(format!("{:020}.snapshot", 1_000_000));
     std::fs::write(&future, ProducerStates::default().encode()).unwrap();
+    assert!(ProducerStates::decode(&ProducerStates::default().encode(), 1_000_000).is_some(), "a valid snapshot");
     let log = Log::open(dir(root.path()), config(), OpenMode::Unclean { recovery_point: 0 }).unwrap();
     assert_eq!(txn_view(&log), before);
     assert!(!future.exists());

@@ -78,7 +78,8 @@ struct ServeArgs {
     /// Override one setting; repeatable. Example: `--set log.segment.bytes=1048576`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Print the effective configuration with the source of each value, then exit.
+    /// Print the effective configuration with the source of each value (default, file, environment, --set, or a
+    /// dynamic setting stored in the data directory), then exit.
     #[arg(long)]
     print_config: bool,
     /// Log output format (levels come from RUST_LOG, default info).
@@ -160,6 +161,13 @@ fn init_logging(format: LogFormat) {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     if args.print_config {
+        // Dynamic settings altered at run time live in the data directory's metadata log.
+        let config = match runnel_broker::meta::MetadataStore::read_image(&config.data_dir())? {
+            Some(image) => {
+                config.with_dynamic(&image.broker_configs(None), &image.broker_configs(Some(config.node_id())))
+            }
+            None => config,
+        };
         for (key, value, source) in config.entries() {
             println!("{key}={value}  # {source:?}");
         }

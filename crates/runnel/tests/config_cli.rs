@@ -2,6 +2,8 @@
 //! `RUNNEL_` environment variables, `--set` and their precedence, seen
 //! through `--print-config`; and validation errors that name the key.
 
+mod common;
+
 use std::process::Command;
 
 fn serve(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
@@ -63,4 +65,27 @@ fn invalid_values_name_the_key() {
     }
     let (ok, _, err) = serve(&["--set", "no.such.setting=1", "--print-config"], &[]);
     assert!(!ok && err.contains("no.such.setting"), "{err}");
+}
+
+/// Goal: --print-config shows dynamic settings stored in the data directory
+/// with their source, as the running broker applies them. Method: alter
+/// message.max.bytes for this node (AlterConfigs through the
+/// admin client) on a running broker, stop it, and print the configuration
+/// of the same data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn print_config_shows_dynamic_settings() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = common::BrokerProcess::start(&data, &[]);
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap();
+    let change = AlterConfig::new(ResourceSpecifier::Broker(1)).set("message.max.bytes", "700000");
+    admin.alter_configs(&[change], &AdminOptions::new()).await.expect("alter_configs");
+    assert_eq!(broker.terminate(), Some(0));
+    let data = data.to_string_lossy().to_string();
+    let (ok, out, err) = serve(&["--data-dir", &data, "--print-config"], &[]);
+    assert!(ok, "{err}");
+    assert_eq!(line(&out, "message.max.bytes"), "message.max.bytes=700000  # DynamicBroker");
+    assert_eq!(line(&out, "num.partitions"), "num.partitions=1  # Default");
 }

@@ -75,6 +75,48 @@ async fn metrics_count_what_clients_did() {
     assert!(sample(&body, "process_resident_memory_bytes").unwrap() > 0.0);
 }
 
+/// Goal: during start-up /health answers 200 and /ready 503 until recovery
+/// has finished and the Kafka listener accepts clients; then /ready is 200
+/// and the data is served. Method: SIGKILL a broker that holds records, then
+/// replace its recovery-point checkpoint with a named pipe, so the restarted
+/// broker's recovery blocks reading it for as long as the test wants; check
+/// both endpoints while it waits, then write the original checkpoint into the
+/// pipe and check the broker becomes ready and serves every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_waits_for_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data, &[]);
+    let producer = broker.producer(&[]);
+    for i in 0..20 {
+        let value = format!("v{i}");
+        producer.send(FutureRecord::<(), _>::to("recovering").payload(&value), Duration::from_secs(10)).await.unwrap();
+    }
+    drop(producer);
+    broker.kill9();
+    // The restarted broker appends to the same log file; start it afresh so its admin line is the only one.
+    std::fs::remove_file(&broker.log_path).unwrap();
+    let checkpoint = data.join("recovery-point-offset-checkpoint");
+    let saved = std::fs::read(&checkpoint).unwrap_or_default();
+    let _ = std::fs::remove_file(&checkpoint);
+    let status = std::process::Command::new("mkfifo").arg(&checkpoint).status().expect("mkfifo");
+    assert!(status.success());
+
+    let (mut broker, ready) = BrokerProcess::launch(&data, &[]);
+    let http = broker.wait_http_addr();
+    for _ in 0..5 {
+        assert_eq!(get(&http, "/health").0, 200, "alive during recovery");
+        assert_eq!(get(&http, "/ready").0, 503, "not ready during recovery");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Opening the pipe for writing unblocks the broker's read; closing it ends the file.
+    std::fs::write(&checkpoint, &saved).expect("write the checkpoint into the pipe");
+    broker.wait_ready(&ready);
+    assert_eq!(get(&http, "/ready").0, 200, "ready once recovery is done");
+    let consumer = broker.consumer(&[]);
+    assert_eq!(read_partition(&consumer, "recovering", 0, 0, 20, Duration::from_secs(30)).len(), 20);
+}
+
 /// Goal: /ready turns 503 as soon as shutdown begins, while /health stays
 /// 200. Method: park a raw long-polling fetch (3 s) so shutdown has a request
 /// to finish, send SIGTERM, check both endpoints during that window, and
@@ -102,7 +144,8 @@ async fn ready_turns_off_when_shutdown_begins() {
 /// Goal: the Grafana dashboard in deploy/ only queries metrics the broker
 /// exports. Method: after some traffic (and one bad connection), every
 /// `runnel_*` and `process_*` name in the dashboard's queries appears in a
-/// scrape, except produce errors, which exist only once a produce fails.
+/// scrape, except produce errors, which exist only once a produce fails
+/// (labelled by error). A group commits an offset so its lag is scraped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_queries_exported_metrics() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana-dashboard.json");
@@ -126,6 +169,10 @@ async fn dashboard_queries_exported_metrics() {
     producer.send(FutureRecord::<(), _>::to("dash").payload("x"), Duration::from_secs(10)).await.expect("delivery");
     let consumer = broker.consumer(&[]);
     assert_eq!(read_partition(&consumer, "dash", 0, 0, 1, Duration::from_secs(20)).len(), 1);
+    // A committed group offset, so the lag gauge has a series.
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets.add_partition_offset("dash", 0, rdkafka::Offset::Offset(0)).unwrap();
+    rdkafka::consumer::Consumer::commit(&consumer, &offsets, rdkafka::consumer::CommitMode::Sync).expect("commit");
     let mut bad = TcpStream::connect(&broker.addr).unwrap();
     bad.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
     let mut sink = Vec::new();

@@ -14,7 +14,15 @@
 //! retention every `offsets.retention.check.interval.ms`.
 //!
 //! On start [`Coordinator::load`] replays every partition of the offsets
-//! topic: the last record for a key wins and tombstones delete. Members of
+//! topic: the last record for a key wins and tombstones delete.
+//!
+//! Transactional offset commits (TxnOffsetCommit) are written as a
+//! transactional batch of the producer and held pending, invisible to
+//! OffsetFetch, until the transaction coordinator writes the marker into the
+//! same partition and calls [`Coordinator::complete_txn`]: a commit applies
+//! them, an abort drops them. Loading does the same from the log: records of
+//! a transaction wait for its marker, and those of a transaction still open
+//! at the end of the log stay pending. Members of
 //! a restored group keep their assignment and must heartbeat within their
 //! session timeout (or rejoin); otherwise they are removed as usual.
 //!
@@ -63,7 +71,18 @@ pub type OffsetDeleteOutcome = (Vec<(String, Vec<(i32, Result<(), OffsetDeleteEr
 
 /// Whether `topic` is one of the broker's internal topics.
 pub fn is_internal_topic(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC
+    topic == OFFSETS_TOPIC || topic == crate::txn::TXN_TOPIC
+}
+
+/// An offset committed in a transaction that has not ended yet.
+#[derive(Clone, Debug)]
+struct PendingOffset {
+    group: String,
+    topic: String,
+    partition: i32,
+    value: OffsetValue,
+    /// The `__consumer_offsets` partition the commit was written to.
+    offsets_partition: i32,
 }
 
 /// The coordinator's settings, read once from the broker configuration.
@@ -137,13 +156,27 @@ pub struct GroupListing {
 pub struct Coordinator {
     pub config: GroupConfig,
     groups: Mutex<HashMap<String, Group>>,
+    /// Transactional offset commits by producer id, until their marker.
+    /// Locked after `groups` when both are held.
+    pending_txn: Mutex<HashMap<i64, Vec<PendingOffset>>>,
     partitions: OnceLock<Vec<Arc<Partition>>>,
     wake: Notify,
 }
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Coordinator {
-        Coordinator { config, groups: Mutex::new(HashMap::new()), partitions: OnceLock::new(), wake: Notify::new() }
+        Coordinator {
+            config,
+            groups: Mutex::new(HashMap::new()),
+            pending_txn: Mutex::new(HashMap::new()),
+            partitions: OnceLock::new(),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The `__consumer_offsets` partition index of `group_id`.
+    pub fn partition_index(&self, group_id: &str) -> i32 {
+        records::partition_for(group_id, self.config.offsets_partitions)
     }
 
     fn partition(&self, group_id: &str) -> Result<&Arc<Partition>, GroupError> {
@@ -160,33 +193,55 @@ impl Coordinator {
         let now_ms = now_ms();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
         let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
+        let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
         let mut records = 0usize;
         for partition in &partitions {
-            records += store::load(partition, |key, value| match RecordKey::decode(key) {
-                Ok(RecordKey::Offset { group, topic, partition }) => {
-                    let entry = offsets.entry(group).or_default();
-                    match value.map(OffsetValue::decode) {
-                        Some(Ok(v)) => {
-                            entry.insert((topic, partition), v);
+            // Records of a transaction wait for its marker in this partition.
+            let mut open: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
+            records += store::load(partition, |loaded| match loaded {
+                store::Loaded::Marker { producer_id, commit } => {
+                    let ended = open.remove(&producer_id).unwrap_or_default();
+                    if commit {
+                        for p in ended {
+                            offsets.entry(p.group).or_default().insert((p.topic, p.partition), p.value);
                         }
-                        None => {
-                            entry.remove(&(topic, partition));
-                        }
-                        Some(Err(e)) => tracing::warn!(error = %e, "skipping an undecodable offset commit value"),
                     }
                 }
-                Ok(RecordKey::Group { group }) => match value.map(GroupValue::decode) {
-                    Some(Ok(v)) => {
-                        metadata.insert(group, Some(v));
-                    }
-                    None => {
-                        metadata.insert(group, None);
-                    }
-                    Some(Err(e)) => tracing::warn!(error = %e, "skipping an undecodable group metadata value"),
+                store::Loaded::Record { key, value, txn } => match RecordKey::decode(key) {
+                    Ok(RecordKey::Offset { group, topic, partition: p }) => match (value.map(OffsetValue::decode), txn)
+                    {
+                        (Some(Ok(v)), Some(producer_id)) => open.entry(producer_id).or_default().push(PendingOffset {
+                            group,
+                            topic,
+                            partition: p,
+                            value: v,
+                            offsets_partition: partition.index,
+                        }),
+                        (Some(Ok(v)), None) => {
+                            offsets.entry(group).or_default().insert((topic, p), v);
+                        }
+                        (None, _) => {
+                            offsets.entry(group).or_default().remove(&(topic, p));
+                        }
+                        (Some(Err(e)), _) => tracing::warn!(error = %e, "skipping an undecodable offset commit value"),
+                    },
+                    Ok(RecordKey::Group { group }) => match value.map(GroupValue::decode) {
+                        Some(Ok(v)) => {
+                            metadata.insert(group, Some(v));
+                        }
+                        None => {
+                            metadata.insert(group, None);
+                        }
+                        Some(Err(e)) => tracing::warn!(error = %e, "skipping an undecodable group metadata value"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "skipping an undecodable record key"),
                 },
-                Err(e) => tracing::warn!(error = %e, "skipping an undecodable record key"),
             })?;
+            for (producer_id, offsets) in open {
+                pending.entry(producer_id).or_default().extend(offsets);
+            }
         }
+        *self.pending_txn.lock() = pending;
         let mut groups = self.groups.lock();
         for (id, value) in metadata {
             if let Some(value) = value {
@@ -416,6 +471,97 @@ impl Coordinator {
         group.offsets.extend(values);
         metrics::counter!(OFFSET_COMMITS).increment(entries.len() as u64);
         Ok(Some(written))
+    }
+
+    /// TxnOffsetCommit of entries the handler already validated: checks the
+    /// member like OffsetCommit, writes the offsets as a transactional batch
+    /// of `producer` (id, epoch) and holds them pending until the
+    /// transaction's marker. Blocking.
+    #[allow(clippy::too_many_arguments, reason = "the request's parts")]
+    pub fn txn_commit(
+        &self,
+        flusher: &Flusher,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        producer: (i64, i16),
+        entries: &[CommitEntry],
+    ) -> Result<Option<Written>, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let now_ms = now_ms();
+        let groups = self.groups.lock();
+        if let Some(group) = groups.get(group_id) {
+            group.validate_commit(member_id, instance_id, generation)?;
+        } else if generation >= 0 {
+            return Err(GroupError::IllegalGeneration);
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let offsets_partition = self.partition_index(group_id);
+        let pending: Vec<PendingOffset> = entries
+            .iter()
+            .map(|e| PendingOffset {
+                group: group_id.to_string(),
+                topic: e.topic.clone(),
+                partition: e.partition,
+                value: OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata.clone(),
+                    commit_timestamp: now_ms,
+                    expire_timestamp: -1,
+                },
+                offsets_partition,
+            })
+            .collect();
+        let kv: Vec<KeyValue> = pending
+            .iter()
+            .map(|p| {
+                let key = RecordKey::Offset { group: p.group.clone(), topic: p.topic.clone(), partition: p.partition };
+                (key.encode(), Some(p.value.encode()))
+            })
+            .collect();
+        let partition = self.partition(group_id)?;
+        let written = store::append_as(partition, flusher, &kv, now_ms, Some(producer)).map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "cannot write a transactional offset commit");
+            GroupError::CoordinatorNotAvailable
+        })?;
+        self.pending_txn.lock().entry(producer.0).or_default().extend(pending);
+        Ok(Some(written))
+    }
+
+    /// The transaction of `producer_id` ended in `__consumer_offsets`
+    /// partition `offsets_partition` (its marker is written there): a commit
+    /// applies its pending offsets to their groups, an abort drops them.
+    pub fn complete_txn(&self, producer_id: i64, offsets_partition: i32, commit: bool) {
+        let mut groups = self.groups.lock();
+        let mut pending = self.pending_txn.lock();
+        let Some(all) = pending.remove(&producer_id) else { return };
+        let (ended, kept): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.offsets_partition == offsets_partition);
+        if !kept.is_empty() {
+            pending.insert(producer_id, kept);
+        }
+        if !commit {
+            return;
+        }
+        let count = ended.len();
+        let now_ms = now_ms();
+        for p in ended {
+            let group = groups.entry(p.group.clone()).or_insert_with(|| Group::new(&p.group, now_ms));
+            group.offsets.insert((p.topic, p.partition), p.value);
+        }
+        metrics::counter!(OFFSET_COMMITS).increment(count as u64);
+    }
+
+    /// The partitions of `group_id` with transactional offsets waiting for
+    /// their transaction's marker.
+    pub fn pending_txn_partitions(&self, group_id: &str) -> HashSet<(String, i32)> {
+        let pending = self.pending_txn.lock();
+        pending.values().flatten().filter(|p| p.group == group_id).map(|p| (p.topic.clone(), p.partition)).collect()
     }
 
     /// Committed offsets of a group: of the named partitions, or of every

@@ -258,26 +258,30 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     abs % partitions
 }
 
-/// Big-endian writer of Kafka's classic and flexible encodings.
-struct Writer {
-    out: Vec<u8>,
+/// Big-endian writer of Kafka's classic and flexible encodings (also used
+/// for `__transaction_state` records).
+pub(crate) struct Writer {
+    pub(crate) out: Vec<u8>,
     flexible: bool,
 }
 
 impl Writer {
-    fn new(flexible: bool) -> Writer {
+    pub(crate) fn new(flexible: bool) -> Writer {
         Writer { out: Vec::new(), flexible }
     }
-    fn i16(&mut self, v: i16) {
+    pub(crate) fn i8(&mut self, v: i8) {
         self.out.extend_from_slice(&v.to_be_bytes());
     }
-    fn i32(&mut self, v: i32) {
+    pub(crate) fn i16(&mut self, v: i16) {
         self.out.extend_from_slice(&v.to_be_bytes());
     }
-    fn i64(&mut self, v: i64) {
+    pub(crate) fn i32(&mut self, v: i32) {
         self.out.extend_from_slice(&v.to_be_bytes());
     }
-    fn uvarint(&mut self, mut v: u64) {
+    pub(crate) fn i64(&mut self, v: i64) {
+        self.out.extend_from_slice(&v.to_be_bytes());
+    }
+    pub(crate) fn uvarint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.out.push((v as u8) | 0x80);
             v >>= 7;
@@ -285,7 +289,7 @@ impl Writer {
         self.out.push(v as u8);
     }
     /// A length (or count) prefix; `None` is null.
-    fn length(&mut self, len: Option<usize>, int32: bool) {
+    pub(crate) fn length(&mut self, len: Option<usize>, int32: bool) {
         match (self.flexible, len) {
             (true, None) => self.uvarint(0),
             (true, Some(n)) => self.uvarint(n as u64 + 1),
@@ -295,24 +299,24 @@ impl Writer {
             (false, Some(n)) => self.i16(i16::try_from(n).expect("string length fits INT16")),
         }
     }
-    fn string(&mut self, s: &str) {
+    pub(crate) fn string(&mut self, s: &str) {
         self.nullable_string(Some(s));
     }
-    fn nullable_string(&mut self, s: Option<&str>) {
+    pub(crate) fn nullable_string(&mut self, s: Option<&str>) {
         self.length(s.map(str::len), false);
         if let Some(s) = s {
             self.out.extend_from_slice(s.as_bytes());
         }
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.length(Some(b.len()), true);
         self.out.extend_from_slice(b);
     }
-    fn count(&mut self, n: usize) {
+    pub(crate) fn count(&mut self, n: usize) {
         self.length(Some(n), true);
     }
     /// An empty tagged-field section, in flexible versions only.
-    fn tags(&mut self) {
+    pub(crate) fn tags(&mut self) {
         if self.flexible {
             self.uvarint(0);
         }
@@ -320,32 +324,35 @@ impl Writer {
 }
 
 /// Bounds-checked reader of Kafka's classic and flexible encodings.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     flexible: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool) -> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8], flexible: bool) -> Reader<'a> {
         Reader { buf, pos: 0, flexible }
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len()).ok_or(RecordError::Truncated)?;
         let out = &self.buf[self.pos..end];
         self.pos = end;
         Ok(out)
     }
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i8(&mut self) -> Result<i8, RecordError> {
+        Ok(self.take(1)?[0] as i8)
+    }
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         Ok(i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
     }
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
-    fn i64(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
-    fn uvarint(&mut self) -> Result<u64, RecordError> {
+    pub(crate) fn uvarint(&mut self) -> Result<u64, RecordError> {
         let mut value = 0u64;
         for shift in (0..35).step_by(7) {
             let byte = self.take(1)?[0];
@@ -357,7 +364,7 @@ impl<'a> Reader<'a> {
         Err(RecordError::InvalidLength(-1))
     }
     /// A length prefix: `None` for null.
-    fn length(&mut self, int32: bool) -> Result<Option<usize>, RecordError> {
+    pub(crate) fn length(&mut self, int32: bool) -> Result<Option<usize>, RecordError> {
         let raw: i64 = if self.flexible {
             self.uvarint()? as i64 - 1
         } else if int32 {
@@ -371,7 +378,7 @@ impl<'a> Reader<'a> {
             n => Ok(Some(n as usize)),
         }
     }
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
         match self.length(false)? {
             None => Ok(None),
             Some(n) => {
@@ -380,18 +387,18 @@ impl<'a> Reader<'a> {
             }
         }
     }
-    fn string(&mut self) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self) -> Result<String, RecordError> {
         self.nullable_string()?.ok_or(RecordError::UnexpectedNull)
     }
-    fn bytes(&mut self) -> Result<Bytes, RecordError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, RecordError> {
         let n = self.length(true)?.ok_or(RecordError::UnexpectedNull)?;
         Ok(Bytes::copy_from_slice(self.take(n)?))
     }
-    fn count(&mut self) -> Result<usize, RecordError> {
+    pub(crate) fn count(&mut self) -> Result<usize, RecordError> {
         self.length(true)?.ok_or(RecordError::UnexpectedNull)
     }
     /// Skips a tagged-field section (flexible versions only).
-    fn tags(&mut self) -> Result<(), RecordError> {
+    pub(crate) fn tags(&mut self) -> Result<(), RecordError> {
         if !self.flexible {
             return Ok(());
         }

@@ -1,9 +1,10 @@
-//! FindCoordinator: which broker coordinates a consumer group.
+//! FindCoordinator: which broker coordinates a consumer group or a
+//! transactional id.
 //!
-//! On one node the answer is always this broker. Group keys get it; keys of
-//! other types (transactions, share groups) get COORDINATOR_NOT_AVAILABLE
-//! until Runnel coordinates them. From v4 one request names several keys
-//! (KIP-699) and the answer is a list.
+//! On one node the answer is always this broker. Group keys (type 0) and
+//! transactional ids (type 1) get it; keys of other types (share groups) get
+//! COORDINATOR_NOT_AVAILABLE until Runnel coordinates them. From v4 one
+//! request names several keys (KIP-699) and the answer is a list.
 //!
 //! librdkafka decides whether a broker supports LZ4 compression from whether
 //! its ApiVersions lists FindCoordinator, so serving it also makes librdkafka
@@ -19,9 +20,11 @@ use crate::handler::Endpoint;
 
 /// Kafka's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
+/// Kafka's key type for transactional ids.
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub fn handle(node_id: i32, endpoint: &Endpoint, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let served = req.key_type == KEY_TYPE_GROUP;
+    let served = req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_TRANSACTION;
     let error = if served { None } else { Some(ResponseError::CoordinatorNotAvailable) };
     if version >= 4 {
         let coordinators = req

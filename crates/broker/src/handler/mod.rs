@@ -33,6 +33,16 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
+// Transaction coordinator and producer ids.
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
+pub mod init_producer_id;
+pub mod list_transactions;
+pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -173,6 +183,47 @@ pub async fn dispatch(
             let respond = delete_groups::handle(broker, req).await;
             Box::pin(async move { Some(ResponseKind::DeleteGroups(respond.await)) })
         }
+        // Transaction coordinator and producer ids: state changes happen
+        // before `dispatch` returns; the futures wait for the flush.
+        RequestKind::InitProducerId(req) => {
+            let respond = init_producer_id::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::InitProducerId(respond.await)) })
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            let respond = add_partitions_to_txn::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::AddPartitionsToTxn(respond.await)) })
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            let respond = add_offsets_to_txn::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::AddOffsetsToTxn(respond.await)) })
+        }
+        RequestKind::EndTxn(req) => {
+            let respond = end_txn::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::EndTxn(respond.await)) })
+        }
+        RequestKind::TxnOffsetCommit(req) => {
+            let respond = txn_offset_commit::handle(broker, req, version).await;
+            Box::pin(async move { Some(ResponseKind::TxnOffsetCommit(respond.await)) })
+        }
+        RequestKind::WriteTxnMarkers(req) => {
+            let respond = write_txn_markers::handle(broker, req).await;
+            Box::pin(async move { Some(ResponseKind::WriteTxnMarkers(respond.await)) })
+        }
+        RequestKind::DescribeProducers(req) => {
+            let b = broker.clone();
+            let response = tokio::task::spawn_blocking(move || describe_producers::handle(&b, req))
+                .await
+                .expect("describe producers does not panic");
+            Box::pin(async move { Some(ResponseKind::DescribeProducers(response)) })
+        }
+        RequestKind::DescribeTransactions(req) => {
+            let response = describe_transactions::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::DescribeTransactions(response)) })
+        }
+        RequestKind::ListTransactions(req) => {
+            let response = list_transactions::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::ListTransactions(response)) })
+        }
         _ => return Err(NotServed(request.api_key)),
     };
     Ok(pending)
@@ -192,3 +243,5 @@ mod tests;
 mod group_tests;
 #[cfg(test)]
 mod txn_fetch_tests;
+#[cfg(test)]
+mod txn_tests;

@@ -1,7 +1,9 @@
 //! OffsetFetch: committed offsets of a group, or (from v8, KIP-709) of
 //! several groups per request. A null topic list asks for every partition
 //! the group has committed. A partition without a committed offset answers
-//! offset -1 with no error, as Kafka does.
+//! offset -1 with no error, as Kafka does. With `require_stable` (v7+,
+//! KIP-447) a partition with transactional offsets waiting for their
+//! transaction's end answers UNSTABLE_OFFSET_COMMIT, and the client retries.
 
 use std::sync::Arc;
 
@@ -18,18 +20,46 @@ use crate::broker::Broker;
 use crate::group::records::OffsetValue;
 use crate::group::TopicOffsets;
 
-fn lookup(broker: &Broker, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Result<TopicOffsets, i16> {
+/// Per topic, each partition's committed offset, or `Err(code)` for a
+/// partition that is refused.
+type Found = Vec<(String, Vec<(i32, Result<Option<OffsetValue>, i16>)>)>;
+
+fn lookup(
+    broker: &Broker,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Result<Found, i16> {
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId.code());
     }
-    Ok(broker.groups.fetch_offsets(group_id, topics))
+    let found: TopicOffsets = broker.groups.fetch_offsets(group_id, topics);
+    let unstable = if require_stable { broker.groups.pending_txn_partitions(group_id) } else { Default::default() };
+    Ok(found
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, value)| {
+                    if unstable.contains(&(topic.clone(), index)) {
+                        (index, Err(ResponseError::UnstableOffsetCommit.code()))
+                    } else {
+                        (index, Ok(value))
+                    }
+                })
+                .collect();
+            (topic, partitions)
+        })
+        .collect())
 }
 
-/// The fields of one partition's answer: offset, leader epoch, metadata.
-fn fields(value: Option<OffsetValue>) -> (i64, i32, StrBytes) {
+/// The fields of one partition's answer: offset, leader epoch, metadata,
+/// error code.
+fn fields(value: Result<Option<OffsetValue>, i16>) -> (i64, i32, StrBytes, i16) {
     match value {
-        Some(v) => (v.offset, v.leader_epoch, StrBytes::from_string(v.metadata)),
-        None => (-1, -1, StrBytes::default()),
+        Ok(Some(v)) => (v.offset, v.leader_epoch, StrBytes::from_string(v.metadata), 0),
+        Ok(None) => (-1, -1, StrBytes::default(), 0),
+        Err(code) => (-1, -1, StrBytes::default(), code),
     }
 }
 
@@ -43,7 +73,7 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                     .topics
                     .map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect::<Vec<_>>());
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match lookup(broker, g.group_id.as_str(), topics) {
+                match lookup(broker, g.group_id.as_str(), topics, req.require_stable) {
                     Err(code) => base.with_error_code(code),
                     Ok(found) => base.with_topics(
                         found
@@ -52,12 +82,13 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                                 let partitions = partitions
                                     .into_iter()
                                     .map(|(index, value)| {
-                                        let (offset, epoch, metadata) = fields(value);
+                                        let (offset, epoch, metadata, code) = fields(value);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(index)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(Some(metadata))
+                                            .with_error_code(code)
                                     })
                                     .collect();
                                 OffsetFetchResponseTopics::default()
@@ -73,7 +104,8 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
     }
     let group_id: GroupId = req.group_id;
     let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
-    match lookup(broker, group_id.as_str(), topics) {
+    // require_stable is on the wire from v7; earlier versions decode it as false.
+    match lookup(broker, group_id.as_str(), topics, req.require_stable) {
         Err(code) => OffsetFetchResponse::default().with_error_code(code),
         Ok(found) => {
             let topics = found
@@ -82,11 +114,12 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                     let partitions = partitions
                         .into_iter()
                         .map(|(index, value)| {
-                            let (offset, epoch, metadata) = fields(value);
+                            let (offset, epoch, metadata, code) = fields(value);
                             let p = OffsetFetchResponsePartition::default()
                                 .with_partition_index(index)
                                 .with_committed_offset(offset)
-                                .with_metadata(Some(metadata));
+                                .with_metadata(Some(metadata))
+                                .with_error_code(code);
                             // The leader epoch is in the response from v5 (KIP-320).
                             if version >= 5 {
                                 p.with_committed_leader_epoch(epoch)

@@ -97,6 +97,11 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAp
     let now = now_ms();
     // Bound on a batch's decompressed size when its records are read (the keys of a compacted topic's batches).
     let decompressed_bytes_max = broker.config.socket_request_max_bytes();
+    let txn = crate::txn::ProduceTxn {
+        broker,
+        transactional_id: req.transactional_id.as_ref().map(|id| id.as_str()),
+        version,
+    };
     let mut out = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         // Produce v13 names topics by id (KIP-516).
@@ -118,6 +123,7 @@ fn append_all(broker: &Broker, req: ProduceRequest, version: i16) -> Vec<TopicAp
                     now,
                     unknown,
                     decompressed_bytes_max,
+                    &txn,
                 ),
             })
             .collect();
@@ -136,6 +142,7 @@ fn append_one(
     now: i64,
     unknown: ResponseError,
     decompressed_bytes_max: usize,
+    txn: &crate::txn::ProduceTxn<'_>,
 ) -> Result<AppendOk, Refused> {
     let partition = topic.and_then(|t| t.partition(index)).ok_or((unknown, None, Vec::new()))?.clone();
     if crate::group::is_internal_topic(&partition.topic) {
@@ -160,6 +167,7 @@ fn append_one(
     if version < 7 && validated.batches[0].attributes & 0x07 == COMPRESSION_ZSTD {
         return Err((ResponseError::UnsupportedCompressionType, None, Vec::new()));
     }
+    txn.check(&validated.batches[0], &partition.topic, index).map_err(|(e, msg)| (e, Some(msg), Vec::new()))?;
     // A compacted topic refuses records without a key, as Kafka does; the log's config follows cleanup.policy.
     if config.compact {
         check_keys(&records, decompressed_bytes_max)?;

@@ -161,7 +161,7 @@ async fn every_handler_encodes_at_every_served_version() {
         encode(ApiKey::DeleteTopics, v, ResponseKind::DeleteTopics(response));
     }
     for v in versions(ApiKey::FindCoordinator) {
-        for key_type in [0, 1] {
+        for key_type in [0, 1, 2] {
             let mut req = FindCoordinatorRequest::default().with_key_type(if v >= 1 { key_type } else { 0 });
             if v >= 4 {
                 req.coordinator_keys = vec![StrBytes::from_static_str("g1"), StrBytes::from_static_str("g2")];
@@ -173,8 +173,9 @@ async fn every_handler_encodes_at_every_served_version() {
                 Some(c) => (c.error_code, c.node_id.0),
                 None => (response.error_code, response.node_id.0),
             };
-            let group = v == 0 || key_type == 0;
-            assert_eq!((error, node), if group { (0, 1) } else { (15, -1) }, "v{v} key type {key_type}");
+            // Groups (0) and transactional ids (1) are served; share groups (2) are not.
+            let served = v == 0 || key_type <= 1;
+            assert_eq!((error, node), if served { (0, 1) } else { (15, -1) }, "v{v} key type {key_type}");
             encode(ApiKey::FindCoordinator, v, ResponseKind::FindCoordinator(response));
         }
     }

@@ -40,6 +40,39 @@ impl BrokerProcess {
         BrokerProcess { child: Some(child), addr, data_dir: data_dir.to_path_buf(), log_path, extra_args }
     }
 
+    /// Starts a broker without waiting for it to become ready; `wait_ready` waits.
+    pub fn launch(data_dir: &Path, settings: &[&str]) -> (BrokerProcess, mpsc::Receiver<String>) {
+        let extra_args: Vec<String> = settings.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect();
+        let log_path = data_dir.with_extension("log");
+        let (child, ready) = launch(data_dir, &extra_args, &log_path);
+        let broker = BrokerProcess {
+            child: Some(child),
+            addr: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            log_path,
+            extra_args,
+        };
+        (broker, ready)
+    }
+
+    /// Waits for a launched broker's readiness line and records its address.
+    pub fn wait_ready(&mut self, ready: &mpsc::Receiver<String>) {
+        let child = self.child.take().expect("broker is running");
+        let (child, addr) = await_ready(child, ready, &self.log_path);
+        self.child = Some(child);
+        self.addr = addr;
+    }
+
+    /// Waits until the broker has logged its HTTP admin endpoint address (it binds that before recovery).
+    pub fn wait_http_addr(&self) -> String {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        while !self.logs().contains("admin endpoint serving") {
+            assert!(std::time::Instant::now() < deadline, "no admin endpoint line; log:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.http_addr()
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("broker is running").id() as i32
     }
@@ -132,6 +165,12 @@ impl Drop for BrokerProcess {
 }
 
 fn spawn(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, String) {
+    let (child, ready) = launch(data_dir, extra_args, log_path);
+    await_ready(child, &ready, log_path)
+}
+
+/// Starts `runnel serve`; the receiver gets the address from its readiness line.
+fn launch(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, mpsc::Receiver<String>) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("broker log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
         .arg("serve")
@@ -157,6 +196,10 @@ fn spawn(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, Str
             }
         }
     });
+    (child, rx)
+}
+
+fn await_ready(mut child: Child, rx: &mpsc::Receiver<String>, log_path: &Path) -> (Child, String) {
     match rx.recv_timeout(START_TIMEOUT) {
         Ok(addr) => (child, addr),
         Err(_) => {

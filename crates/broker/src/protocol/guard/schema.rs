@@ -128,6 +128,16 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 16, min: 0, max: 5, flexible_from: 3, body: LIST_GROUPS },
     Api { key: 42, min: 0, max: 2, flexible_from: 2, body: DELETE_GROUPS },
     Api { key: 47, min: 0, max: 0, flexible_from: 1, body: OFFSET_DELETE },
+    // Transaction coordinator and producer ids.
+    Api { key: 22, min: 0, max: 5, flexible_from: 2, body: INIT_PRODUCER_ID },
+    Api { key: 24, min: 0, max: 5, flexible_from: 3, body: ADD_PARTITIONS_TO_TXN },
+    Api { key: 25, min: 0, max: 4, flexible_from: 3, body: ADD_OFFSETS_TO_TXN },
+    Api { key: 26, min: 0, max: 5, flexible_from: 3, body: END_TXN },
+    Api { key: 27, min: 1, max: 1, flexible_from: 1, body: WRITE_TXN_MARKERS },
+    Api { key: 28, min: 0, max: 5, flexible_from: 3, body: TXN_OFFSET_COMMIT },
+    Api { key: 61, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_PRODUCERS },
+    Api { key: 65, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TRANSACTIONS },
+    Api { key: 66, min: 0, max: 1, flexible_from: 0, body: LIST_TRANSACTIONS },
 ];
 
 // Produce (0): produce_request.rs. Version 13 names topics by id (KIP-516).
@@ -437,6 +447,103 @@ const OFFSET_DELETE: &[Field] =
 const OFFSET_DELETE_TOPIC: &[Field] =
     &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Kind::Struct(OFFSET_DELETE_PARTITION)))];
 const OFFSET_DELETE_PARTITION: &[Field] = &[Field::new("partition_index", Int32)];
+
+// Transaction coordinator and producer ids.
+
+// InitProducerId (22): init_producer_id_request.rs. A null transactional id
+// asks for an idempotent producer's id; v3 adds the id and epoch of a
+// producer recovering (KIP-360).
+const INIT_PRODUCER_ID: &[Field] = &[
+    Field::new("transactional_id", NullableString),
+    Field::new("transaction_timeout_ms", Int32),
+    Field::new("producer_id", Int64).since(3),
+    Field::new("producer_epoch", Int16).since(3),
+];
+
+// AddPartitionsToTxn (24): add_partitions_to_txn_request.rs. From v4 a batch
+// of transactions, the form brokers use to verify (KIP-890).
+const ADD_PARTITIONS_TO_TXN: &[Field] = &[
+    Field::new("transactions", Kind::Array(&Kind::Struct(ADD_PARTITIONS_TO_TXN_TRANSACTION))).since(4),
+    Field::new("v3_and_below_transactional_id", STRING).until(3),
+    Field::new("v3_and_below_producer_id", Int64).until(3),
+    Field::new("v3_and_below_producer_epoch", Int16).until(3),
+    Field::new("v3_and_below_topics", Kind::Array(&Kind::Struct(ADD_PARTITIONS_TO_TXN_TOPIC))).until(3),
+];
+const ADD_PARTITIONS_TO_TXN_TRANSACTION: &[Field] = &[
+    Field::new("transactional_id", STRING).since(4),
+    Field::new("producer_id", Int64).since(4),
+    Field::new("producer_epoch", Int16).since(4),
+    Field::new("verify_only", Bool).since(4),
+    Field::new("topics", Kind::Array(&Kind::Struct(ADD_PARTITIONS_TO_TXN_TOPIC))).since(4),
+];
+const ADD_PARTITIONS_TO_TXN_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Int32))];
+
+// AddOffsetsToTxn (25): add_offsets_to_txn_request.rs.
+const ADD_OFFSETS_TO_TXN: &[Field] = &[
+    Field::new("transactional_id", STRING),
+    Field::new("producer_id", Int64),
+    Field::new("producer_epoch", Int16),
+    Field::new("group_id", STRING),
+];
+
+// EndTxn (26): end_txn_request.rs.
+const END_TXN: &[Field] = &[
+    Field::new("transactional_id", STRING),
+    Field::new("producer_id", Int64),
+    Field::new("producer_epoch", Int16),
+    Field::new("committed", Bool),
+];
+
+// WriteTxnMarkers (27): write_txn_markers_request.rs; the decoder knows v1 only.
+const WRITE_TXN_MARKERS: &[Field] = &[Field::new("markers", Kind::Array(&Kind::Struct(WRITABLE_TXN_MARKER)))];
+const WRITABLE_TXN_MARKER: &[Field] = &[
+    Field::new("producer_id", Int64),
+    Field::new("producer_epoch", Int16),
+    Field::new("transaction_result", Bool),
+    Field::new("topics", Kind::Array(&Kind::Struct(WRITABLE_TXN_MARKER_TOPIC))),
+    Field::new("coordinator_epoch", Int32),
+];
+const WRITABLE_TXN_MARKER_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partition_indexes", Kind::Array(&Int32))];
+
+// TxnOffsetCommit (28): txn_offset_commit_request.rs. v3 adds the group
+// member (KIP-447).
+const TXN_OFFSET_COMMIT: &[Field] = &[
+    Field::new("transactional_id", STRING),
+    Field::new("group_id", STRING),
+    Field::new("producer_id", Int64),
+    Field::new("producer_epoch", Int16),
+    Field::new("generation_id", Int32).since(3),
+    Field::new("member_id", STRING).since(3),
+    Field::new("group_instance_id", NullableString).since(3),
+    Field::new("topics", Kind::Array(&Kind::Struct(TXN_OFFSET_COMMIT_TOPIC))),
+];
+const TXN_OFFSET_COMMIT_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Kind::Struct(TXN_OFFSET_COMMIT_PARTITION)))];
+const TXN_OFFSET_COMMIT_PARTITION: &[Field] = &[
+    Field::new("partition_index", Int32),
+    Field::new("committed_offset", Int64),
+    Field::new("committed_leader_epoch", Int32).since(2),
+    Field::new("committed_metadata", NullableString),
+];
+
+// DescribeProducers (61): describe_producers_request.rs.
+const DESCRIBE_PRODUCERS: &[Field] = &[Field::new("topics", Kind::Array(&Kind::Struct(DESCRIBE_PRODUCERS_TOPIC)))];
+const DESCRIBE_PRODUCERS_TOPIC: &[Field] =
+    &[Field::new("name", STRING), Field::new("partition_indexes", Kind::Array(&Int32))];
+
+// DescribeTransactions (65): describe_transactions_request.rs.
+const DESCRIBE_TRANSACTIONS: &[Field] = &[Field::new("transactional_ids", Kind::Array(&STRING))];
+
+// ListTransactions (66): list_transactions_request.rs. v1 adds the duration
+// filter (KIP-994). v2 adds a regular-expression filter on ids, not served.
+const LIST_TRANSACTIONS: &[Field] = &[
+    Field::new("state_filters", Kind::Array(&STRING)),
+    Field::new("producer_id_filters", Kind::Array(&Int64)),
+    Field::new("duration_filter", Int64).since(1),
+    Field::new("transactional_id_pattern", NullableString).since(2),
+];
 
 /// `(key, min, max)` for every entry of [`APIS`], built at compile time so the
 /// table stays the single source of truth.

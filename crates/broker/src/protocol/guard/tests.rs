@@ -174,6 +174,33 @@ proptest! {
     fn accepts_encoded_offset_delete(s in api_samples(47)) { check_sample(&s)?; }
 
     #[test]
+    fn accepts_encoded_init_producer_id(s in api_samples(22)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_add_partitions_to_txn(s in api_samples(24)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_add_offsets_to_txn(s in api_samples(25)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_end_txn(s in api_samples(26)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_write_txn_markers(s in api_samples(27)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_txn_offset_commit(s in api_samples(28)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_describe_producers(s in api_samples(61)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_describe_transactions(s in api_samples(65)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_list_transactions(s in api_samples(66)) { check_sample(&s)?; }
+
+    #[test]
     fn refuses_every_truncation(s in any_sample()) { check_truncations(&s.frame)?; }
 
     #[test]
@@ -305,7 +332,7 @@ fn serves_the_foundation_apis() {
     assert_eq!(supported_versions(1), Some((4, 18)));
     assert_eq!(supported_versions(18), Some((0, 4)));
     assert_eq!(supported_versions(8), Some((2, 9)));
-    assert_eq!(supported_versions(22), None);
+    assert_eq!(supported_versions(23), None);
 }
 
 #[test]
@@ -313,6 +340,15 @@ fn serves_the_admin_apis() {
     let admin =
         [(21, 0, 2), (32, 1, 4), (33, 0, 2), (35, 1, 4), (37, 0, 3), (43, 0, 2), (44, 0, 1), (60, 0, 2), (75, 0, 0)];
     for api in admin {
+        assert!(supported_apis().contains(&api), "{api:?}");
+    }
+}
+
+#[test]
+fn serves_the_transaction_apis() {
+    let txn =
+        [(22, 0, 5), (24, 0, 5), (25, 0, 4), (26, 0, 5), (27, 1, 1), (28, 0, 5), (61, 0, 0), (65, 0, 0), (66, 0, 1)];
+    for api in txn {
         assert!(supported_apis().contains(&api), "{api:?}");
     }
 }

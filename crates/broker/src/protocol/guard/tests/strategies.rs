@@ -66,12 +66,24 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         16 => groups::list_groups(version).prop_map(RequestKind::from).boxed(),
         42 => groups::delete_groups(version).prop_map(RequestKind::from).boxed(),
         47 => groups::offset_delete(version).prop_map(RequestKind::from).boxed(),
+        // Transaction coordinator and producer ids.
+        22 => txn::init_producer_id(version).prop_map(RequestKind::from).boxed(),
+        24 => txn::add_partitions_to_txn(version).prop_map(RequestKind::from).boxed(),
+        25 => txn::add_offsets_to_txn(version).prop_map(RequestKind::from).boxed(),
+        26 => txn::end_txn(version).prop_map(RequestKind::from).boxed(),
+        27 => txn::write_txn_markers(version).prop_map(RequestKind::from).boxed(),
+        28 => txn::txn_offset_commit(version).prop_map(RequestKind::from).boxed(),
+        61 => txn::describe_producers(version).prop_map(RequestKind::from).boxed(),
+        65 => txn::describe_transactions(version).prop_map(RequestKind::from).boxed(),
+        66 => txn::list_transactions(version).prop_map(RequestKind::from).boxed(),
         _ => panic!("no request strategy for api key {api_key}"),
     }
 }
 
 #[path = "strategies_groups.rs"]
 mod groups;
+#[path = "strategies_txn.rs"]
+mod txn;
 
 pub(super) fn text() -> impl Strategy<Value = StrBytes> {
     "\\PC{0,8}".prop_map(StrBytes::from_string)
