@@ -95,8 +95,12 @@ fn start_at_zero() {
         CLEANER_RECORDS_REMOVED,
         crate::group::GROUP_REBALANCES,
         crate::group::OFFSET_COMMITS,
+        crate::txn::TRANSACTION_TIMEOUTS,
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    for result in ["commit", "abort"] {
+        metrics::counter!(crate::txn::TRANSACTIONS_ENDED, "result" => result).absolute(0);
     }
 }
 
