@@ -19,8 +19,15 @@
 //! session timeout (or rejoin); otherwise they are removed as usual.
 //!
 //! Submodules: [`records`] (Kafka's key and value formats), [`state`] (one
-//! group's state machine), [`store`] (reading and writing the log).
+//! group's state machine), [`store`] (reading and writing the log). The
+//! consumer group protocol (KIP-848) is in [`consumer`] (one group's state
+//! machine), [`assignor`] (server-side assignors), [`consumer_coordinator`]
+//! (its requests) and [`consumer_records`] (its records).
 
+pub mod assignor;
+pub mod consumer;
+pub mod consumer_coordinator;
+pub mod consumer_records;
 pub mod records;
 pub mod state;
 pub mod store;
@@ -76,6 +83,7 @@ pub struct GroupConfig {
     pub metadata_max_bytes: usize,
     pub retention_ms: i64,
     pub retention_check_interval: Duration,
+    pub consumer: consumer::ConsumerConfig,
 }
 
 impl GroupConfig {
@@ -91,6 +99,7 @@ impl GroupConfig {
             metadata_max_bytes: config.offset_metadata_max_bytes(),
             retention_ms: config.offsets_retention_minutes().saturating_mul(60_000),
             retention_check_interval: Duration::from_millis(config.offsets_retention_check_interval_ms()),
+            consumer: consumer::ConsumerConfig::from_broker(config),
         }
     }
 }
@@ -131,6 +140,8 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: GroupState,
+    /// The state of a consumer-protocol group (KIP-848), `None` for classic groups.
+    pub consumer_state: Option<consumer::ConsumerGroupState>,
 }
 
 /// The group coordinator.
@@ -258,6 +269,14 @@ impl Coordinator {
             groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
         }
         let group = groups.get_mut(group_id).expect("inserted above");
+        if let Some(consumer) = &group.consumer {
+            // A consumer-protocol group takes classic members only once empty.
+            if !consumer.members.is_empty() {
+                return refuse(GroupError::InconsistentGroupProtocol);
+            }
+            group.consumer = None;
+            group.protocol_type = None;
+        }
         let client_id = req.client_id.clone();
         let reply =
             group.join(req, now, now_ms, self.config.limits, || format!("{client_id}-{}", uuid::Uuid::new_v4()));
@@ -387,7 +406,10 @@ impl Coordinator {
             groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
         }
         let group = groups.get_mut(group_id).expect("inserted above");
-        group.validate_commit(member_id, instance_id, generation)?;
+        match &group.consumer {
+            Some(consumer) => consumer.validate_offsets(member_id, generation)?,
+            None => group.validate_commit(member_id, instance_id, generation)?,
+        }
         if entries.is_empty() {
             return Ok(None);
         }
@@ -502,6 +524,7 @@ impl Coordinator {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 state: g.state,
+                consumer_state: g.consumer.as_ref().map(|c| c.state()),
             })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -511,7 +534,9 @@ impl Coordinator {
     /// DescribeGroups of one group; an unknown group is described as Dead.
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         let groups = self.groups.lock();
-        let Some(group) = groups.get(group_id) else {
+        // A consumer-protocol group is not described here (Kafka answers
+        // Dead up to DescribeGroups v5); ConsumerGroupDescribe describes it.
+        let Some(group) = groups.get(group_id).filter(|g| g.consumer.is_none()) else {
             return GroupDescription {
                 state: GroupState::Dead,
                 protocol_type: String::new(),
@@ -573,10 +598,9 @@ impl Coordinator {
                     tracing::warn!(group = %group.id, error = %e, "group metadata not stored");
                 }
             }
-            next = match (next, group.next_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            self.tick_consumer(flusher, group, now);
+            let consumer_deadline = group.consumer.as_ref().and_then(|c| c.next_deadline());
+            next = [next, group.next_deadline(), consumer_deadline].into_iter().flatten().min();
         }
         next
     }
@@ -678,6 +702,9 @@ fn tombstones<'a>(group_id: &str, offsets: impl Iterator<Item = &'a (String, i32
 fn subscribed_topics(group: &Group) -> HashSet<String> {
     use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
     use kafka_protocol::protocol::Decodable;
+    if let Some(consumer) = &group.consumer {
+        return consumer.subscribed_topics().into_iter().collect();
+    }
     let protocol = group.protocol.clone().unwrap_or_default();
     let mut topics = HashSet::new();
     for member in group.members.values() {

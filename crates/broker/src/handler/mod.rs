@@ -23,6 +23,8 @@ pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
 // Group coordinator.
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod describe_groups;
 pub mod heartbeat;
@@ -172,6 +174,15 @@ pub async fn dispatch(
         RequestKind::DeleteGroups(req) => {
             let respond = delete_groups::handle(broker, req).await;
             Box::pin(async move { Some(ResponseKind::DeleteGroups(respond.await)) })
+        }
+        // The consumer group protocol (KIP-848).
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            let respond = consumer_group_heartbeat::handle(broker, req, client_id, peer, version).await;
+            Box::pin(async move { Some(ResponseKind::ConsumerGroupHeartbeat(respond.await)) })
+        }
+        RequestKind::ConsumerGroupDescribe(req) => {
+            let response = consumer_group_describe::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::ConsumerGroupDescribe(response)) })
         }
         _ => return Err(NotServed(request.api_key)),
     };

@@ -66,6 +66,8 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         16 => groups::list_groups(version).prop_map(RequestKind::from).boxed(),
         42 => groups::delete_groups(version).prop_map(RequestKind::from).boxed(),
         47 => groups::offset_delete(version).prop_map(RequestKind::from).boxed(),
+        68 => groups::consumer_group_heartbeat(version).prop_map(RequestKind::from).boxed(),
+        69 => groups::consumer_group_describe(version).prop_map(RequestKind::from).boxed(),
         _ => panic!("no request strategy for api key {api_key}"),
     }
 }
@@ -81,7 +83,7 @@ pub(super) fn topic_name() -> impl Strategy<Value = TopicName> {
     text().prop_map(TopicName)
 }
 
-fn uuid() -> impl Strategy<Value = Uuid> {
+pub(super) fn uuid() -> impl Strategy<Value = Uuid> {
     any::<[u8; 16]>().prop_map(Uuid::from_bytes)
 }
 
