@@ -283,3 +283,78 @@ def test_admin_describes_and_lists_consumer_groups(kbroker):
     finally:
         a.close()
         b.close()
+
+
+class FixedPortBroker(RunnelBroker):
+    """A broker that listens on the same port across restarts, so running
+    clients reconnect to it."""
+
+    def __init__(self, *args, port: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fixed_port = port
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        cmd[cmd.index("--listen") + 1] = f"127.0.0.1:{self.fixed_port}"
+        return cmd
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_group_survives_broker_kill_and_members_carry_on(tmp_path, tmp_path_factory):
+    """Goal: a consumer group's members, epochs and assignments are stored in
+    __consumer_offsets; after a SIGKILL and restart the running members
+    carry on with the same member ids and partitions (no rejoin, no new
+    group epoch) and read what is produced afterwards exactly once."""
+    log_dir = _log_dir(tmp_path_factory)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    b = FixedPortBroker(
+        "consumer-protocol-restart",
+        data_dir=tmp_path / "data",
+        log_path=log_dir / f"consumer-protocol-restart-{uuid.uuid4().hex[:6]}.stderr.log",
+        settings=SETTINGS,
+        port=free_port(),
+    )
+    b.start()
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", new_group()
+    a = m = None
+    try:
+        create_topic(b.bootstrap, topic)
+        a, m = Member(b.bootstrap, group, topic), Member(b.bootstrap, group, topic)
+        split = wait_split([a, m])
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+
+        def stable():
+            d = admin.describe_consumer_groups([group])[group].result(timeout=10)
+            return d if d.state.name == "STABLE" else None
+
+        before = wait_until(stable, what="a Stable group")
+        produce(b.bootstrap, topic, 60)
+        wait_committed(b.bootstrap, group, topic, 60)
+
+        b._kill()
+        b.start()
+        after = wait_until(stable, what="the group Stable after the restart")
+        assert sorted(x.member_id for x in after.members) == sorted(x.member_id for x in before.members)
+        produce(b.bootstrap, topic, 60, start=60)
+        wait_committed(b.bootstrap, group, topic, 120)
+        assert [a.assignment(), m.assignment()] == split, "members kept their partitions"
+        records = a.read() + m.read()
+        assert len(records) == 120 and len(set(records)) == 120, f"{len(records)} reads of 120 records"
+        final = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        assert sorted(x.member_id for x in final.members) == sorted(x.member_id for x in before.members)
+        # The restarted broker restored the group, and nobody had to rejoin.
+        second_run = b.log_path.read_text().split("==== test harness: starting")[-1]
+        assert "consumer group restored" in second_run
+        assert "consumer group member joined" not in second_run, "a member rejoined after the restart"
+    finally:
+        for member in (a, m):
+            if member is not None:
+                member.close()
+        b.stop(signal.SIGTERM)

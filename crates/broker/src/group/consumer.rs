@@ -30,6 +30,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use super::assignor::{self, Assignment, MemberSpec};
+use uuid::Uuid;
+
 use super::state::GroupError;
 use crate::config::BrokerConfig;
 
@@ -176,6 +178,8 @@ pub struct ConsumerGroup {
     pub partition_counts: BTreeMap<String, i32>,
     /// The assignor of the current target.
     pub assignor: String,
+    /// Ids of the subscribed topics, for the stored form (topics by id).
+    pub topic_ids: BTreeMap<String, Uuid>,
     /// Group instance id → member id.
     static_members: HashMap<String, String>,
 }
@@ -270,12 +274,12 @@ impl ConsumerGroup {
     }
 
     /// Handles a heartbeat that passed [`ConsumerGroup::validate`]. `topics`
-    /// holds the partition count of every existing topic; `new_member_id`
+    /// holds the id and partition count of every topic; `new_member_id`
     /// names a member whose client did not (ConsumerGroupHeartbeat v0).
     pub fn heartbeat(
         &mut self,
         mut req: Heartbeat,
-        topics: &BTreeMap<String, i32>,
+        topics: &BTreeMap<String, (Uuid, i32)>,
         config: &ConsumerConfig,
         now: Instant,
         new_member_id: impl FnOnce() -> String,
@@ -475,17 +479,27 @@ impl ConsumerGroup {
 
     /// Records the partition counts of the subscribed topics; true when they
     /// changed (a topic appeared, went away or gained partitions).
-    fn refresh_partition_counts(&mut self, topics: &BTreeMap<String, i32>) -> bool {
-        let counts: BTreeMap<String, i32> = self
+    fn refresh_partition_counts(&mut self, topics: &BTreeMap<String, (Uuid, i32)>) -> bool {
+        let subscribed: Vec<(String, (Uuid, i32))> = self
             .subscribed_topics()
             .into_iter()
-            .filter_map(|t| topics.get(&t).map(|&n| (t, n)))
+            .filter_map(|t| topics.get(&t).map(|&info| (t, info)))
             .collect();
+        self.topic_ids = subscribed.iter().map(|(t, (id, _))| (t.clone(), *id)).collect();
+        let counts: BTreeMap<String, i32> = subscribed.into_iter().map(|(t, (_, n))| (t, n)).collect();
         if counts == self.partition_counts {
             return false;
         }
         self.partition_counts = counts;
         true
+    }
+
+    /// Puts back a member read from the log.
+    pub fn restore_member(&mut self, member: ConsumerMember) {
+        if let Some(instance) = &member.instance_id {
+            self.static_members.insert(instance.clone(), member.id.clone());
+        }
+        self.members.insert(member.id.clone(), member);
     }
 
     /// The assignor the members ask for most (ties: the first in the

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use runnel_log::Flusher;
+use uuid::Uuid;
 
 use super::assignor::Assignment;
 use super::consumer::{ConsumerGroup, ConsumerGroupState, Heartbeat, HeartbeatAnswer};
@@ -63,8 +64,8 @@ fn mirror_state(group: &mut Group, now_ms: i64) {
 }
 
 impl Coordinator {
-    /// ConsumerGroupHeartbeat. `topics` holds the partition count of every
-    /// topic. Blocking (may write the group's records); returns the answer
+    /// ConsumerGroupHeartbeat. `topics` holds the id and partition count of
+    /// every topic. Blocking (may write the group's records); returns the answer
     /// and the write to wait for before sending it.
     pub fn consumer_heartbeat(
         &self,
@@ -72,7 +73,7 @@ impl Coordinator {
         group_id: &str,
         req: Heartbeat,
         version: i16,
-        topics: &BTreeMap<String, i32>,
+        topics: &BTreeMap<String, (Uuid, i32)>,
     ) -> Result<(HeartbeatAnswer, Option<Written>), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidRequest);
@@ -102,7 +103,7 @@ impl Coordinator {
             group.leader = None;
         }
         let consumer = group.consumer.as_mut().expect("set above");
-        let before = consumer.stored_form();
+        let before = consumer.stored_form(group_id);
         let answer = consumer.heartbeat(req, topics, &config, now, || uuid::Uuid::new_v4().to_string())?;
         let written = self.store_consumer_if_changed(flusher, group_id, consumer, &before)?;
         mirror_state(group, now_ms);
@@ -163,12 +164,97 @@ impl Coordinator {
         if !consumer.next_deadline().is_some_and(|d| d <= now) {
             return;
         }
-        let before = consumer.stored_form();
+        let before = consumer.stored_form(&id);
         if consumer.tick(now, &config) {
             if let Err(e) = self.store_consumer_if_changed(flusher, &id, consumer, &before) {
                 tracing::warn!(group = %id, error = %e, "consumer group records not stored");
             }
         }
         mirror_state(group, now_ms());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::broker::Broker;
+    use crate::config::{BrokerConfig, Source};
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = BrokerConfig::default();
+        config.set("log.dirs", &dir.to_string_lossy(), Source::Override).unwrap();
+        config.set("offsets.topic.num.partitions", "3", Source::Override).unwrap();
+        let broker = Broker::open(config).unwrap();
+        if broker.topic("t").is_none() {
+            broker.create_topic("t", 4, Default::default()).unwrap();
+        }
+        broker
+    }
+
+    fn topics(broker: &Broker) -> BTreeMap<String, (Uuid, i32)> {
+        broker.topics().iter().map(|t| (t.meta.name.clone(), (t.meta.id, t.partitions.len() as i32))).collect()
+    }
+
+    fn beat(broker: &Broker, member: &str, epoch: i32, owned: Option<Assignment>) -> HeartbeatAnswer {
+        let req = Heartbeat {
+            member_id: member.to_string(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: if epoch == 0 { 30_000 } else { -1 },
+            subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+            owned: owned.or_else(|| (epoch == 0).then(Assignment::new)),
+            client_id: "c".into(),
+            ..Heartbeat::default()
+        };
+        broker.groups.consumer_heartbeat(broker.logs.flusher(), "g", req, 1, &topics(broker)).unwrap().0
+    }
+
+    /// Goal: a consumer group's epoch, members, subscriptions, target and
+    /// current assignments are stored in `__consumer_offsets` and restored
+    /// on start, so members continue with their epochs; a deleted group
+    /// stays deleted. Method: settle two members, reopen the broker, heartbeat
+    /// with the old epochs, then empty and delete the group and reopen again.
+    #[test]
+    fn consumer_groups_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = open(dir.path());
+        let a = beat(&broker, "a", 0, None);
+        let b = beat(&broker, "b", 0, None);
+        let a = beat(&broker, "a", a.member_epoch, a.assignment);
+        let a = beat(&broker, "a", a.member_epoch, a.assignment);
+        let b = beat(&broker, "b", b.member_epoch, b.assignment);
+        let before = broker.groups.consumer_describe("g").unwrap();
+        assert_eq!(before.state, ConsumerGroupState::Stable, "{before:?}");
+        broker.shutdown().unwrap();
+        drop(broker);
+
+        let broker = open(dir.path());
+        let after = broker.groups.consumer_describe("g").unwrap();
+        assert_eq!((after.epoch, after.assignment_epoch, after.state), (before.epoch, before.assignment_epoch, before.state));
+        let owned = |d: &ConsumerGroupDescription| {
+            d.members.iter().map(|m| (m.member_id.clone(), m.epoch, m.assignment.clone(), m.target.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(owned(&after), owned(&before));
+        let listed = broker.groups.list_groups();
+        assert_eq!(listed[0].consumer_state, Some(ConsumerGroupState::Stable));
+        // The members carry on with their epochs.
+        let a2 = beat(&broker, "a", a.member_epoch, None);
+        assert_eq!(a2.member_epoch, a.member_epoch);
+        let leave = |broker: &Broker, member: &str| {
+            let req = Heartbeat { member_id: member.into(), member_epoch: -1, ..Heartbeat::default() };
+            broker.groups.consumer_heartbeat(broker.logs.flusher(), "g", req, 1, &topics(broker)).unwrap();
+        };
+        leave(&broker, "a");
+        leave(&broker, "b");
+        let _unused = b;
+        broker.groups.delete_group(broker.logs.flusher(), "g").unwrap();
+        broker.shutdown().unwrap();
+        drop(broker);
+
+        let broker = open(dir.path());
+        assert_eq!(broker.groups.consumer_describe("g").unwrap_err(), GroupError::GroupIdNotFound);
+        assert!(broker.groups.list_groups().is_empty());
+        broker.shutdown().unwrap();
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-fn topics() -> BTreeMap<String, i32> {
-    [("t".to_string(), 6)].into_iter().collect()
+fn topics() -> BTreeMap<String, (uuid::Uuid, i32)> {
+    [("t".to_string(), (uuid::Uuid::from_u128(7), 6))].into_iter().collect()
 }
 
 fn config() -> ConsumerConfig {

@@ -165,13 +165,20 @@ impl Coordinator {
 
     /// Replays the offsets topic's partitions into memory. Blocking; runs
     /// once at start, before the broker serves.
-    pub fn load(&self, partitions: Vec<Arc<Partition>>) -> Result<(), LogError> {
+    /// `topic` resolves a topic id to its name and partition count (consumer
+    /// groups store topics by id).
+    pub fn load(
+        &self,
+        partitions: Vec<Arc<Partition>>,
+        topic: impl Fn(&uuid::Uuid) -> Option<(String, i32)>,
+    ) -> Result<(), LogError> {
         let started = Instant::now();
         let now = Instant::now();
         let now_ms = now_ms();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
         let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut records = 0usize;
+        let mut consumer_groups = consumer_records::Loaded::default();
         for partition in &partitions {
             records += store::load(partition, |key, value| match RecordKey::decode(key) {
                 Ok(RecordKey::Offset { group, topic, partition }) => {
@@ -195,7 +202,11 @@ impl Coordinator {
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "skipping an undecodable group metadata value"),
                 },
-                Err(e) => tracing::warn!(error = %e, "skipping an undecodable record key"),
+                Err(e) => {
+                    if !consumer_groups.apply(key, value) {
+                        tracing::warn!(error = %e, "skipping an undecodable record key");
+                    }
+                }
             })?;
         }
         let mut groups = self.groups.lock();
@@ -210,6 +221,8 @@ impl Coordinator {
             }
             groups.entry(id.clone()).or_insert_with(|| Group::new(&id, now_ms)).offsets = offsets;
         }
+        let consumer_groups = consumer_groups.into_groups(topic, self.config.consumer.session_timeout, now);
+        self.restore_consumer_groups(&mut groups, consumer_groups, now_ms);
         tracing::info!(
             groups = groups.len(),
             records,
@@ -273,6 +286,9 @@ impl Coordinator {
             // A consumer-protocol group takes classic members only once empty.
             if !consumer.members.is_empty() {
                 return refuse(GroupError::InconsistentGroupProtocol);
+            }
+            if let Err(e) = self.append(flusher, group_id, &consumer_records::tombstones(group)) {
+                return refuse(e);
             }
             group.consumer = None;
             group.protocol_type = None;
@@ -577,7 +593,9 @@ impl Coordinator {
             GroupState::Empty if group.is_empty_of_members() => {}
             _ => return Err(GroupError::NonEmptyGroup),
         }
-        let written = self.append(flusher, group_id, &tombstones(group_id, group.offsets.keys(), true))?;
+        let mut kv = tombstones(group_id, group.offsets.keys(), true);
+        kv.extend(consumer_records::tombstones(group));
+        let written = self.append(flusher, group_id, &kv)?;
         group.mark_dead(now_ms());
         groups.remove(group_id);
         tracing::info!(group = group_id, "group deleted");
@@ -634,7 +652,10 @@ impl Coordinator {
             if expired.is_empty() && !group_expired {
                 continue;
             }
-            let kv = tombstones(&group.id, expired.iter(), group_expired);
+            let mut kv = tombstones(&group.id, expired.iter(), group_expired);
+            if group_expired {
+                kv.extend(consumer_records::tombstones(group));
+            }
             if self.append(flusher, &group.id.clone(), &kv).is_err() {
                 continue;
             }

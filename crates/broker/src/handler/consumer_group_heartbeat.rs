@@ -19,15 +19,16 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment, ConsumerGroupHeartbeatResponse, TopicPartitions,
 };
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::error::ToErrorCode;
 use crate::group::assignor;
 use crate::group::consumer::{Heartbeat, HeartbeatAnswer};
 
-/// Partition counts of every topic, by name.
-fn topic_counts(broker: &Broker) -> BTreeMap<String, i32> {
-    broker.topics().iter().map(|t| (t.meta.name.clone(), t.partitions.len() as i32)).collect()
+/// Id and partition count of every topic, by name.
+fn topic_counts(broker: &Broker) -> BTreeMap<String, (Uuid, i32)> {
+    broker.topics().iter().map(|t| (t.meta.name.clone(), (t.meta.id, t.partitions.len() as i32))).collect()
 }
 
 fn to_request(broker: &Broker, req: &ConsumerGroupHeartbeatRequest, client_id: String, peer: SocketAddr) -> Heartbeat {
