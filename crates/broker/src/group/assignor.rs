@@ -147,7 +147,8 @@ fn best_move<'a>(
 pub fn range(members: &BTreeMap<String, MemberSpec>, topics: &BTreeMap<String, i32>) -> BTreeMap<String, Assignment> {
     let mut out = empty_targets(members);
     for (topic, &count) in topics {
-        let subscribers: Vec<&String> = members.iter().filter(|(_, s)| s.subscribed.contains(topic)).map(|(id, _)| id).collect();
+        let subscribers: Vec<&String> =
+            members.iter().filter(|(_, s)| s.subscribed.contains(topic)).map(|(id, _)| id).collect();
         if subscribers.is_empty() {
             continue;
         }
@@ -187,7 +188,11 @@ mod tests {
 
     /// Every partition of a subscribed topic is assigned exactly once, to a
     /// member that subscribes to its topic.
-    fn check_complete(members: &BTreeMap<String, MemberSpec>, ts: &BTreeMap<String, i32>, out: &BTreeMap<String, Assignment>) {
+    fn check_complete(
+        members: &BTreeMap<String, MemberSpec>,
+        ts: &BTreeMap<String, i32>,
+        out: &BTreeMap<String, Assignment>,
+    ) {
         let mut seen = BTreeSet::new();
         for (id, assignment) in out {
             for (topic, ps) in assignment {
@@ -212,10 +217,8 @@ mod tests {
     #[test]
     fn uniform_is_balanced_and_a_joining_member_moves_only_what_it_needs() {
         let ts = topics(&[("t", 6)]);
-        let mut members: BTreeMap<String, MemberSpec> = [("a", spec(&["t"])), ("b", spec(&["t"]))]
-            .into_iter()
-            .map(|(id, s)| (id.to_string(), s))
-            .collect();
+        let mut members: BTreeMap<String, MemberSpec> =
+            [("a", spec(&["t"])), ("b", spec(&["t"]))].into_iter().map(|(id, s)| (id.to_string(), s)).collect();
         let first = uniform(&members, &ts);
         check_complete(&members, &ts, &first);
         assert_eq!(first.values().map(count).collect::<Vec<_>>(), vec![3, 3]);
@@ -246,10 +249,11 @@ mod tests {
     #[test]
     fn range_gives_contiguous_ranges() {
         let ts = topics(&[("t", 7), ("u", 2), ("x", 3)]);
-        let members: BTreeMap<String, MemberSpec> = [("a", spec(&["t", "u"])), ("b", spec(&["t", "u"])), ("c", spec(&["t"]))]
-            .into_iter()
-            .map(|(id, s)| (id.to_string(), s))
-            .collect();
+        let members: BTreeMap<String, MemberSpec> =
+            [("a", spec(&["t", "u"])), ("b", spec(&["t", "u"])), ("c", spec(&["t"]))]
+                .into_iter()
+                .map(|(id, s)| (id.to_string(), s))
+                .collect();
         let out = range(&members, &ts);
         check_complete(&members, &ts, &out);
         assert_eq!(out["a"]["t"], (0..3).collect());

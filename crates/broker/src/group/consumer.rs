@@ -66,9 +66,10 @@ impl Default for ConsumerConfig {
 impl ConsumerConfig {
     pub fn from_broker(config: &BrokerConfig) -> ConsumerConfig {
         let mut assignors = [None; assignor::ASSIGNORS.len()];
-        let known = config.group_consumer_assignors().into_iter().filter_map(|name| {
-            assignor::ASSIGNORS.iter().copied().find(|a| a.eq_ignore_ascii_case(name))
-        });
+        let known = config
+            .group_consumer_assignors()
+            .into_iter()
+            .filter_map(|name| assignor::ASSIGNORS.iter().copied().find(|a| a.eq_ignore_ascii_case(name)));
         for (slot, name) in assignors.iter_mut().zip(known) {
             *slot = Some(name);
         }
@@ -480,11 +481,8 @@ impl ConsumerGroup {
     /// Records the partition counts of the subscribed topics; true when they
     /// changed (a topic appeared, went away or gained partitions).
     fn refresh_partition_counts(&mut self, topics: &BTreeMap<String, (Uuid, i32)>) -> bool {
-        let subscribed: Vec<(String, (Uuid, i32))> = self
-            .subscribed_topics()
-            .into_iter()
-            .filter_map(|t| topics.get(&t).map(|&info| (t, info)))
-            .collect();
+        let subscribed: Vec<(String, (Uuid, i32))> =
+            self.subscribed_topics().into_iter().filter_map(|t| topics.get(&t).map(|&info| (t, info))).collect();
         self.topic_ids = subscribed.iter().map(|(t, (id, _))| (t.clone(), *id)).collect();
         let counts: BTreeMap<String, i32> = subscribed.into_iter().map(|(t, (_, n))| (t, n)).collect();
         if counts == self.partition_counts {
@@ -589,8 +587,7 @@ impl ConsumerGroup {
             member.previous_epoch = member.epoch;
             member.epoch = self.assignment_epoch;
         }
-        member.state =
-            if member.assigned == target { MemberState::Stable } else { MemberState::UnreleasedPartitions };
+        member.state = if member.assigned == target { MemberState::Stable } else { MemberState::UnreleasedPartitions };
     }
 
     /// Validates an OffsetCommit (or OffsetFetch) by a member of this group.

@@ -161,7 +161,7 @@ impl Coordinator {
         let config = self.config.consumer;
         let id = group.id.clone();
         let Some(consumer) = group.consumer.as_mut() else { return };
-        if !consumer.next_deadline().is_some_and(|d| d <= now) {
+        if consumer.next_deadline().is_none_or(|d| d > now) {
             return;
         }
         let before = consumer.stored_form(&id);
@@ -223,7 +223,7 @@ mod tests {
         let b = beat(&broker, "b", 0, None);
         let a = beat(&broker, "a", a.member_epoch, a.assignment);
         let a = beat(&broker, "a", a.member_epoch, a.assignment);
-        let b = beat(&broker, "b", b.member_epoch, b.assignment);
+        beat(&broker, "b", b.member_epoch, b.assignment);
         let before = broker.groups.consumer_describe("g").unwrap();
         assert_eq!(before.state, ConsumerGroupState::Stable, "{before:?}");
         broker.shutdown().unwrap();
@@ -231,9 +231,15 @@ mod tests {
 
         let broker = open(dir.path());
         let after = broker.groups.consumer_describe("g").unwrap();
-        assert_eq!((after.epoch, after.assignment_epoch, after.state), (before.epoch, before.assignment_epoch, before.state));
+        assert_eq!(
+            (after.epoch, after.assignment_epoch, after.state),
+            (before.epoch, before.assignment_epoch, before.state)
+        );
         let owned = |d: &ConsumerGroupDescription| {
-            d.members.iter().map(|m| (m.member_id.clone(), m.epoch, m.assignment.clone(), m.target.clone())).collect::<Vec<_>>()
+            d.members
+                .iter()
+                .map(|m| (m.member_id.clone(), m.epoch, m.assignment.clone(), m.target.clone()))
+                .collect::<Vec<_>>()
         };
         assert_eq!(owned(&after), owned(&before));
         let listed = broker.groups.list_groups();
@@ -247,7 +253,6 @@ mod tests {
         };
         leave(&broker, "a");
         leave(&broker, "b");
-        let _unused = b;
         broker.groups.delete_group(broker.logs.flusher(), "g").unwrap();
         broker.shutdown().unwrap();
         drop(broker);

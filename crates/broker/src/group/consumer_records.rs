@@ -187,7 +187,15 @@ impl MemberValue {
         let rebalance_timeout_ms = r.i32()?;
         let server_assignor = r.nullable_string()?;
         r.tags()?;
-        Ok(MemberValue { instance_id, rack_id, client_id, client_host, subscribed, rebalance_timeout_ms, server_assignor })
+        Ok(MemberValue {
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            subscribed,
+            rebalance_timeout_ms,
+            server_assignor,
+        })
     }
 }
 
@@ -320,11 +328,8 @@ impl ConsumerGroup {
 /// The records that turn `before` into `after`: changed values and
 /// tombstones for keys that went away.
 pub fn diff(before: &StoredForm, after: &StoredForm) -> Vec<KeyValue> {
-    let mut out: Vec<KeyValue> = after
-        .iter()
-        .filter(|(k, v)| before.get(*k) != Some(v))
-        .map(|(k, v)| (k.clone(), Some(v.clone())))
-        .collect();
+    let mut out: Vec<KeyValue> =
+        after.iter().filter(|(k, v)| before.get(*k) != Some(v)).map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
     out.extend(before.keys().filter(|k| !after.contains_key(*k)).map(|k| (k.clone(), None)));
     out
 }

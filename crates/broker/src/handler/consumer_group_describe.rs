@@ -70,7 +70,9 @@ pub fn handle(broker: &Arc<Broker>, req: ConsumerGroupDescribeRequest, version: 
             match broker.groups.consumer_describe(group_id.as_str()) {
                 Err(e) => {
                     let message = match e {
-                        GroupError::GroupIdNotFound => format!("Group {} not found or not a consumer group.", group_id.as_str()),
+                        GroupError::GroupIdNotFound => {
+                            format!("Group {} not found or not a consumer group.", group_id.as_str())
+                        }
                         e => e.to_string(),
                     };
                     base.with_error_code(e.error_code())

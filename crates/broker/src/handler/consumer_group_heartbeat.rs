@@ -68,8 +68,7 @@ pub fn wire_assignment(broker: &Broker, assignment: &assignor::Assignment) -> Ve
 }
 
 fn answer(broker: &Broker, a: HeartbeatAnswer) -> ConsumerGroupHeartbeatResponse {
-    let assignment =
-        a.assignment.map(|x| Assignment::default().with_topic_partitions(wire_assignment(broker, &x)));
+    let assignment = a.assignment.map(|x| Assignment::default().with_topic_partitions(wire_assignment(broker, &x)));
     ConsumerGroupHeartbeatResponse::default()
         .with_member_id(Some(StrBytes::from_string(a.member_id)))
         .with_member_epoch(a.member_epoch)
