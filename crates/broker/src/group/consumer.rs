@@ -537,6 +537,7 @@ impl ConsumerGroup {
         self.target = target;
         self.assignor = name;
         self.assignment_epoch = self.epoch;
+        metrics::counter!(super::GROUP_REBALANCES).increment(1);
         tracing::debug!(epoch = self.epoch, assignor = %self.assignor, "target assignment computed");
     }
 

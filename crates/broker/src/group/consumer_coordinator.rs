@@ -78,6 +78,7 @@ impl Coordinator {
         if group_id.is_empty() {
             return Err(GroupError::InvalidRequest);
         }
+        let _span = tracing::info_span!("consumer_group", group = group_id).entered();
         let config = self.config.consumer;
         ConsumerGroup::validate(&req, version, &config)?;
         let now = Instant::now();
@@ -164,6 +165,7 @@ impl Coordinator {
         if consumer.next_deadline().is_none_or(|d| d > now) {
             return;
         }
+        let _span = tracing::info_span!("consumer_group", group = %id).entered();
         let before = consumer.stored_form(&id);
         if consumer.tick(now, &config) {
             if let Err(e) = self.store_consumer_if_changed(flusher, &id, consumer, &before) {

@@ -679,7 +679,7 @@ impl Coordinator {
         let mut members = 0usize;
         for group in groups.values() {
             *by_state.entry(group.state).or_default() += 1;
-            members += group.members.len();
+            members += group.members.len() + group.consumer.as_ref().map_or(0, |c| c.members.len());
             for ((topic, partition), value) in &group.offsets {
                 let Some(p) = broker.topic(topic).and_then(|t| t.partition(*partition).cloned()) else { continue };
                 let lag = (p.high_watermark() - value.offset).max(0);

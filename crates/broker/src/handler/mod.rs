@@ -200,4 +200,6 @@ mod admin_tests;
 mod tests;
 
 #[cfg(test)]
+mod consumer_group_tests;
+#[cfg(test)]
 mod group_tests;
