@@ -358,3 +358,44 @@ def test_group_survives_broker_kill_and_members_carry_on(tmp_path, tmp_path_fact
             if member is not None:
                 member.close()
         b.stop(signal.SIGTERM)
+
+
+def test_regex_subscription_is_resolved_by_the_broker(kbroker, tmp_path_factory):
+    """Goal: a regex subscription goes to the broker (subscribed_topic_regex),
+    which assigns the partitions of every matching topic, and of a matching
+    topic created later."""
+    prefix = f"rx{uuid.uuid4().hex[:6]}"
+    for name, partitions in ((f"{prefix}-a", 2), (f"{prefix}-b", 1), (f"other{prefix}", 1)):
+        create_topic(kbroker, name, partitions)
+    c = Consumer({
+        "bootstrap.servers": kbroker,
+        "group.id": new_group(),
+        "group.protocol": "consumer",
+        "auto.offset.reset": "earliest",
+    })
+    owned: set[tuple[str, int]] = set()
+    lock = threading.Lock()
+
+    def on_assign(consumer, partitions):
+        with lock:
+            owned.update((p.topic, p.partition) for p in partitions)
+
+    c.subscribe([f"^{prefix}-.*"], on_assign=on_assign)
+    try:
+        def assigned(expected):
+            def check():
+                c.poll(0.1)
+                with lock:
+                    return owned == expected
+            return check
+
+        first = {(f"{prefix}-a", 0), (f"{prefix}-a", 1), (f"{prefix}-b", 0)}
+        wait_until(assigned(first), timeout=20, what="the matching topics' partitions")
+        create_topic(kbroker, f"{prefix}-c", 1)
+        wait_until(assigned(first | {(f"{prefix}-c", 0)}), timeout=20, what="the new matching topic")
+        # The client sent the regex itself; the broker resolved it.
+        log = (_log_dir(tmp_path_factory) / "consumer-protocol-broker.stderr.log").read_text()
+        joined = [line for line in log.splitlines() if "member joined" in line and f"^{prefix}-.*" in line]
+        assert joined and "regex=Some(" in joined[0], joined
+    finally:
+        c.close()

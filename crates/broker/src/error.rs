@@ -88,6 +88,7 @@ impl ToErrorCode for GroupError {
             GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
             GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
             GroupError::InvalidRequest => ResponseError::InvalidRequest,
+            GroupError::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
         }
     }
 }

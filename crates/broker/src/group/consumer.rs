@@ -130,7 +130,13 @@ pub struct ConsumerMember {
     pub previous_epoch: i32,
     pub state: MemberState,
     pub rebalance_timeout: Duration,
+    /// Topic names the member subscribes to explicitly.
     pub subscribed: BTreeSet<String>,
+    /// The member's subscription regular expression (matched against whole
+    /// topic names, internal topics excluded), and the topics it matched at
+    /// the last heartbeat of any member.
+    pub regex: Option<TopicRegex>,
+    pub regex_matches: BTreeSet<String>,
     pub server_assignor: Option<String>,
     /// The partitions the member was told to own.
     pub assigned: Assignment,
@@ -139,6 +145,33 @@ pub struct ConsumerMember {
     pub session_deadline: Instant,
     /// While revoking: the member is removed if it has not confirmed by then.
     pub revoke_deadline: Option<Instant>,
+}
+
+/// A subscription regular expression and its compiled form.
+#[derive(Clone, Debug)]
+pub struct TopicRegex {
+    pub source: String,
+    compiled: regex_automata::meta::Regex,
+}
+
+impl TopicRegex {
+    /// Compiles `source` to match whole topic names.
+    pub fn new(source: &str) -> Result<TopicRegex, GroupError> {
+        let compiled = regex_automata::meta::Regex::new(&format!("^(?:{source})$"))
+            .map_err(|_| GroupError::InvalidRegularExpression)?;
+        Ok(TopicRegex { source: source.to_string(), compiled })
+    }
+
+    pub fn matches(&self, topic: &str) -> bool {
+        self.compiled.is_match(topic)
+    }
+}
+
+impl ConsumerMember {
+    /// Every topic the member subscribes to: its names and its regex's matches.
+    pub fn subscription(&self) -> BTreeSet<String> {
+        self.subscribed.union(&self.regex_matches).cloned().collect()
+    }
 }
 
 /// A ConsumerGroupHeartbeat as the state machine sees it. `None` fields
@@ -151,6 +184,8 @@ pub struct Heartbeat {
     pub member_epoch: i32,
     pub rebalance_timeout_ms: i32,
     pub subscribed: Option<Vec<String>>,
+    /// ConsumerGroupHeartbeat v1+: an empty string clears the regex.
+    pub regex: Option<String>,
     pub server_assignor: Option<String>,
     pub owned: Option<Assignment>,
     pub client_id: String,
@@ -237,7 +272,7 @@ impl ConsumerGroup {
 
     /// Topics any member subscribes to.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
-        self.members.values().flat_map(|m| m.subscribed.iter().cloned()).collect()
+        self.members.values().flat_map(|m| m.subscription()).collect()
     }
 
     /// Checks the fields of a heartbeat that do not depend on the group.
@@ -253,8 +288,8 @@ impl ConsumerGroup {
                 if req.rebalance_timeout_ms == -1 {
                     return Err(invalid("rebalance timeout must be set when joining"));
                 }
-                if req.subscribed.is_none() {
-                    return Err(invalid("subscribed topic names must be set when joining"));
+                if req.subscribed.is_none() && req.regex.is_none() {
+                    return Err(invalid("subscribed topic names or regex must be set when joining"));
                 }
                 if req.owned.as_ref().is_none_or(|o| !is_empty(o)) {
                     return Err(invalid("topic partitions must be empty when joining"));
@@ -265,6 +300,9 @@ impl ConsumerGroup {
             }
             e if e < LEAVE_STATIC_EPOCH => return Err(invalid("member epoch is invalid")),
             _ => {}
+        }
+        if let Some(regex) = req.regex.as_deref().filter(|r| !r.is_empty()) {
+            TopicRegex::new(regex)?;
         }
         if let Some(name) = req.server_assignor.as_deref() {
             if !config.assignor_names().any(|a| a == name) {
@@ -395,6 +433,8 @@ impl ConsumerGroup {
             state: MemberState::Stable,
             rebalance_timeout: Duration::ZERO,
             subscribed: BTreeSet::new(),
+            regex: None,
+            regex_matches: BTreeSet::new(),
             server_assignor: None,
             assigned: Assignment::new(),
             revoking: Assignment::new(),
@@ -405,7 +445,12 @@ impl ConsumerGroup {
             self.static_members.insert(instance.clone(), req.member_id.clone());
         }
         self.members.insert(req.member_id.clone(), member);
-        tracing::info!(member = %req.member_id, "consumer group member joined");
+        tracing::info!(
+            member = %req.member_id,
+            topics = ?req.subscribed,
+            regex = ?req.regex,
+            "consumer group member joined"
+        );
         Ok(true)
     }
 
@@ -471,6 +516,15 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
+        if let Some(source) = &req.regex {
+            let current = member.regex.as_ref().map(|r| r.source.as_str()).unwrap_or("");
+            if source != current {
+                // Validated already; an empty string clears the regex.
+                member.regex = (!source.is_empty()).then(|| TopicRegex::new(source).expect("validated regex"));
+                member.regex_matches.clear();
+                changed = true;
+            }
+        }
         if req.server_assignor.is_some() && req.server_assignor != member.server_assignor {
             member.server_assignor = req.server_assignor.clone();
             changed = true;
@@ -481,12 +535,22 @@ impl ConsumerGroup {
     /// Records the partition counts of the subscribed topics; true when they
     /// changed (a topic appeared, went away or gained partitions).
     fn refresh_partition_counts(&mut self, topics: &BTreeMap<String, (Uuid, i32)>) -> bool {
+        let mut matches_changed = false;
+        for member in self.members.values_mut() {
+            let Some(regex) = &member.regex else { continue };
+            let matches: BTreeSet<String> =
+                topics.keys().filter(|t| !super::is_internal_topic(t) && regex.matches(t)).cloned().collect();
+            if matches != member.regex_matches {
+                member.regex_matches = matches;
+                matches_changed = true;
+            }
+        }
         let subscribed: Vec<(String, (Uuid, i32))> =
             self.subscribed_topics().into_iter().filter_map(|t| topics.get(&t).map(|&info| (t, info))).collect();
         self.topic_ids = subscribed.iter().map(|(t, (id, _))| (t.clone(), *id)).collect();
         let counts: BTreeMap<String, i32> = subscribed.into_iter().map(|(t, (_, n))| (t, n)).collect();
         if counts == self.partition_counts {
-            return false;
+            return matches_changed;
         }
         self.partition_counts = counts;
         true
@@ -526,7 +590,7 @@ impl ConsumerGroup {
             .iter()
             .map(|(id, m)| {
                 let spec = MemberSpec {
-                    subscribed: m.subscribed.clone(),
+                    subscribed: m.subscription(),
                     current: self.target.get(id).cloned().unwrap_or_default(),
                 };
                 (id.clone(), spec)

@@ -49,6 +49,7 @@ pub struct ConsumerMemberDescription {
     pub client_id: String,
     pub client_host: String,
     pub subscribed: Vec<String>,
+    pub regex: Option<String>,
     pub assignment: Assignment,
     pub target: Assignment,
 }
@@ -132,6 +133,7 @@ impl Coordinator {
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 subscribed: m.subscribed.iter().cloned().collect(),
+                regex: m.regex.as_ref().map(|r| r.source.clone()),
                 assignment: m.assigned.clone(),
                 target: consumer.target.get(&m.id).cloned().unwrap_or_default(),
             })

@@ -9,7 +9,7 @@
 //! | type | key | value |
 //! |---|---|---|
 //! | 3 | group | group epoch |
-//! | 5 | group, member | instance id, rack id, client id, client host, subscribed topic names, regex (null), rebalance timeout, server assignor |
+//! | 5 | group, member | instance id, rack id, client id, client host, subscribed topic names, regex, rebalance timeout, server assignor |
 //! | 6 | group | assignment epoch |
 //! | 7 | group, member | target partitions by topic id |
 //! | 8 | group, member | member epoch, previous epoch, state, assigned partitions, partitions pending revocation |
@@ -33,7 +33,7 @@ use runnel_log::Flusher;
 use uuid::Uuid;
 
 use super::assignor::Assignment;
-use super::consumer::{ConsumerGroup, ConsumerMember, MemberState};
+use super::consumer::{ConsumerGroup, ConsumerMember, MemberState, TopicRegex};
 use super::state::{Group, GroupError, GroupState};
 use super::store::{KeyValue, Written};
 use super::Coordinator;
@@ -119,6 +119,7 @@ pub struct MemberValue {
     pub client_id: String,
     pub client_host: String,
     pub subscribed: Vec<String>,
+    pub regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
 }
@@ -165,7 +166,7 @@ impl MemberValue {
         for topic in &self.subscribed {
             w.nullable_string(Some(topic));
         }
-        w.nullable_string(None);
+        w.nullable_string(self.regex.as_deref());
         w.i32(self.rebalance_timeout_ms);
         w.nullable_string(self.server_assignor.as_deref());
         w.tags();
@@ -183,7 +184,7 @@ impl MemberValue {
         for _ in 0..r.count()? {
             subscribed.push(r.string()?);
         }
-        let _regex = r.nullable_string()?;
+        let regex = r.nullable_string()?;
         let rebalance_timeout_ms = r.i32()?;
         let server_assignor = r.nullable_string()?;
         r.tags()?;
@@ -193,6 +194,7 @@ impl MemberValue {
             client_id,
             client_host,
             subscribed,
+            regex,
             rebalance_timeout_ms,
             server_assignor,
         })
@@ -305,6 +307,7 @@ impl ConsumerGroup {
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 subscribed: m.subscribed.iter().cloned().collect(),
+                regex: m.regex.as_ref().map(|r| r.source.clone()),
                 rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
                 server_assignor: m.server_assignor.clone(),
             };
@@ -433,6 +436,10 @@ impl Loaded {
                 state: state_of(current.state),
                 rebalance_timeout: Duration::from_millis(u64::try_from(meta.rebalance_timeout_ms).unwrap_or(0)),
                 subscribed: meta.subscribed.into_iter().collect(),
+                // A stored regex was valid when stored; its matches are found
+                // again at the group's next heartbeat.
+                regex: meta.regex.as_deref().and_then(|r| TopicRegex::new(r).ok()),
+                regex_matches: BTreeSet::new(),
                 server_assignor: meta.server_assignor,
                 assigned,
                 revoking,

@@ -222,3 +222,36 @@ fn timeouts_remove_members() {
     assert!(g.tick(deadline, &cfg));
     assert!(!g.members.contains_key("a"));
 }
+
+/// Goal: a regex subscription matches whole topic names (not internal
+/// topics); a new matching topic advances the group epoch and is assigned;
+/// clearing the regex with an empty string drops its topics.
+#[test]
+fn regex_subscriptions_follow_the_topics() {
+    let t = Instant::now();
+    let mut g = ConsumerGroup::new();
+    let mut ts: BTreeMap<String, (uuid::Uuid, i32)> = [
+        ("orders".to_string(), (uuid::Uuid::from_u128(1), 2)),
+        ("orders-dlq".to_string(), (uuid::Uuid::from_u128(2), 1)),
+        ("__consumer_offsets".to_string(), (uuid::Uuid::from_u128(3), 5)),
+    ]
+    .into_iter()
+    .collect();
+    let cfg = config();
+    let join = Heartbeat { subscribed: None, regex: Some("orders|__.*|pay.*".into()), ..join_req("a") };
+    ConsumerGroup::validate(&join, 1, &cfg).unwrap();
+    let a = g.heartbeat(join, &ts, &cfg, t, || unreachable!()).unwrap();
+    let got = a.assignment.unwrap();
+    assert_eq!(got.keys().collect::<Vec<_>>(), vec!["orders"], "whole names only, no internal topics");
+    let epoch = g.epoch;
+    ts.insert("payments".into(), (uuid::Uuid::from_u128(4), 3));
+    let a = g.heartbeat(beat("a", a.member_epoch, Some(&got)), &ts, &cfg, t, || unreachable!()).unwrap();
+    assert_eq!(g.epoch, epoch + 1);
+    let got = a.assignment.unwrap();
+    assert_eq!(got["payments"].len(), 3);
+    let clear = Heartbeat { regex: Some(String::new()), ..beat("a", a.member_epoch, Some(&got)) };
+    let a = g.heartbeat(clear, &ts, &cfg, t, || unreachable!()).unwrap();
+    assert!(a.assignment.unwrap().is_empty(), "nothing left to own after revoking");
+    let bad = Heartbeat { regex: Some("(".into()), ..join_req("b") };
+    assert_eq!(ConsumerGroup::validate(&bad, 1, &cfg), Err(GroupError::InvalidRegularExpression));
+}

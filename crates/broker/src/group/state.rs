@@ -92,6 +92,8 @@ pub enum GroupError {
     UnsupportedAssignor,
     #[error("invalid request")]
     InvalidRequest,
+    #[error("invalid regular expression")]
+    InvalidRegularExpression,
 }
 
 /// Broker settings the state machine applies.

@@ -51,6 +51,7 @@ fn member(broker: &Broker, m: ConsumerMemberDescription, version: i16) -> Member
         .with_client_id(StrBytes::from_string(m.client_id))
         .with_client_host(StrBytes::from_string(m.client_host))
         .with_subscribed_topic_names(m.subscribed.into_iter().map(|t| TopicName(StrBytes::from_string(t))).collect())
+        .with_subscribed_topic_regex(m.regex.map(StrBytes::from_string))
         .with_assignment(assignment(broker, &m.assignment))
         .with_target_assignment(assignment(broker, &m.target));
     if version >= 1 {

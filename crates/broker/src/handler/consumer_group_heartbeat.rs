@@ -48,6 +48,7 @@ fn to_request(broker: &Broker, req: &ConsumerGroupHeartbeatRequest, client_id: S
         member_epoch: req.member_epoch,
         rebalance_timeout_ms: req.rebalance_timeout_ms,
         subscribed: req.subscribed_topic_names.as_ref().map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        regex: req.subscribed_topic_regex.as_ref().map(|s| s.to_string()),
         server_assignor: req.server_assignor.as_ref().map(|s| s.to_string()),
         owned,
         client_id,
@@ -89,26 +90,18 @@ pub async fn handle(
     peer: SocketAddr,
     version: i16,
 ) -> impl Future<Output = ConsumerGroupHeartbeatResponse> + Send {
-    let regex = req.subscribed_topic_regex.as_deref().is_some_and(|r| !r.is_empty());
+    let heartbeat = to_request(&broker, &req, client_id, peer);
     let b = broker.clone();
-    let result = if regex {
-        None
-    } else {
-        let heartbeat = to_request(&broker, &req, client_id, peer);
-        Some(
-            tokio::task::spawn_blocking(move || {
-                let topics = topic_counts(&b);
-                b.groups.consumer_heartbeat(b.logs.flusher(), req.group_id.as_str(), heartbeat, version, &topics)
-            })
-            .await
-            .expect("consumer heartbeat does not panic"),
-        )
-    };
+    let result = tokio::task::spawn_blocking(move || {
+        let topics = topic_counts(&b);
+        b.groups.consumer_heartbeat(b.logs.flusher(), req.group_id.as_str(), heartbeat, version, &topics)
+    })
+    .await
+    .expect("consumer heartbeat does not panic");
     async move {
         match result {
-            None => error(ResponseError::InvalidRequest.code(), "regular expression subscriptions are not supported"),
-            Some(Err(e)) => error(e.error_code(), &e.to_string()),
-            Some(Ok((a, written))) => {
+            Err(e) => error(e.error_code(), &e.to_string()),
+            Ok((a, written)) => {
                 if let Some(written) = written {
                     if !written.durable().await {
                         return error(ResponseError::CoordinatorNotAvailable.code(), "group state not stored");

@@ -3,8 +3,8 @@
 //! ConsumerGroupDescribe answers with a response that encodes at that
 //! version, and the error codes at the protocol edge are Kafka's: the
 //! classic/consumer clash (GROUP_ID_NOT_FOUND, INCONSISTENT_GROUP_PROTOCOL),
-//! STALE_MEMBER_EPOCH on OffsetCommit and OffsetFetch, INVALID_REQUEST for
-//! regex subscriptions, and ListGroups' type and state.
+//! STALE_MEMBER_EPOCH on OffsetCommit and OffsetFetch,
+//! INVALID_REGULAR_EXPRESSION, and ListGroups' type and state.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,8 +139,8 @@ async fn heartbeat_commit_fetch_describe_and_leave_at_every_version() {
 
 /// Goal: one group id serves one protocol. A consumer heartbeat for a
 /// classic group with members gets GROUP_ID_NOT_FOUND; a JoinGroup for a
-/// consumer group with members gets INCONSISTENT_GROUP_PROTOCOL; a regex
-/// subscription gets INVALID_REQUEST; an unknown assignor
+/// consumer group with members gets INCONSISTENT_GROUP_PROTOCOL; a bad
+/// regex gets INVALID_REGULAR_EXPRESSION; an unknown assignor
 /// UNSUPPORTED_ASSIGNOR; ListGroups filters by type and shows consumer
 /// states; ConsumerGroupDescribe of a classic group is GROUP_ID_NOT_FOUND.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,8 +164,8 @@ async fn classic_and_consumer_groups_do_not_mix() {
     let refused = join_group::handle(broker.clone(), classic_join("modern"), "c".into(), peer(), 3).await.await;
     assert_eq!(refused.error_code, ResponseError::InconsistentGroupProtocol.code());
 
-    let regex = join_req("modern", "r").with_subscribed_topic_regex(Some(s("t.*")));
-    assert_eq!(heartbeat(&broker, regex, 1).await.error_code, ResponseError::InvalidRequest.code());
+    let bad_regex = join_req("modern", "r").with_subscribed_topic_regex(Some(s("t(")));
+    assert_eq!(heartbeat(&broker, bad_regex, 1).await.error_code, ResponseError::InvalidRegularExpression.code());
     let assignor = join_req("modern", "a").with_server_assignor(Some(s("sticky")));
     assert_eq!(heartbeat(&broker, assignor, 1).await.error_code, ResponseError::UnsupportedAssignor.code());
     let no_id = join_req("modern", "");
