@@ -255,3 +255,79 @@ fn regex_subscriptions_follow_the_topics() {
     let bad = Heartbeat { regex: Some("(".into()), ..join_req("b") };
     assert_eq!(ConsumerGroup::validate(&bad, 1, &cfg), Err(GroupError::InvalidRegularExpression));
 }
+
+mod random {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Join(usize),
+        Leave(usize),
+        Beat(usize),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let op = prop_oneof![
+            (0..5usize).prop_map(Op::Join),
+            (0..5usize).prop_map(Op::Leave),
+            (0..5usize).prop_map(Op::Beat),
+            (0..5usize).prop_map(Op::Beat),
+        ];
+        proptest::collection::vec(op, 1..60)
+    }
+
+    proptest! {
+        /// Goal: whatever the order of joins, leaves and heartbeats, no
+        /// partition is ever owned by two clients (each client owns exactly
+        /// the last assignment it received), and once every member keeps
+        /// heartbeating the group settles: Stable, every partition owned
+        /// once, every member at the group epoch, balanced within one.
+        #[test]
+        fn random_membership_never_shares_a_partition_and_settles(ops in ops()) {
+            let t = Instant::now();
+            let mut g = ConsumerGroup::new();
+            // Client view: member id -> (epoch, owned).
+            let mut clients: BTreeMap<String, (i32, Assignment)> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Join(i) => {
+                        let id = format!("m{i}");
+                        if clients.contains_key(&id) {
+                            continue;
+                        }
+                        if let Ok(a) = hb(&mut g, join_req(&id), t) {
+                            clients.insert(id, (a.member_epoch, a.assignment.unwrap_or_default()));
+                        }
+                    }
+                    Op::Leave(i) => {
+                        let id = format!("m{i}");
+                        if clients.remove(&id).is_some() {
+                            let leave = Heartbeat { member_epoch: LEAVE_EPOCH, ..beat(&id, 0, None) };
+                            prop_assert_eq!(hb(&mut g, leave, t).unwrap().member_epoch, LEAVE_EPOCH);
+                        }
+                    }
+                    Op::Beat(i) => {
+                        let id = format!("m{i}");
+                        let Some((epoch, owned)) = clients.get(&id).cloned() else { continue };
+                        let a = hb(&mut g, beat(&id, epoch, Some(&owned)), t).unwrap();
+                        let owned = a.assignment.unwrap_or(owned);
+                        clients.insert(id, (a.member_epoch, owned));
+                    }
+                }
+                check_no_double_ownership(&clients);
+            }
+            settle(&mut g, &mut clients, t);
+            if clients.is_empty() {
+                prop_assert_eq!(g.state(), ConsumerGroupState::Empty);
+                return Ok(());
+            }
+            prop_assert_eq!(g.state(), ConsumerGroupState::Stable);
+            let counts: Vec<usize> = clients.values().map(|(_, a)| parts(a).len()).collect();
+            prop_assert_eq!(counts.iter().sum::<usize>(), 6);
+            prop_assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1, "{:?}", counts);
+            prop_assert!(clients.values().all(|(e, _)| *e == g.epoch));
+        }
+    }
+}
