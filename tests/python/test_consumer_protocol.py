@@ -399,3 +399,27 @@ def test_regex_subscription_is_resolved_by_the_broker(kbroker, tmp_path_factory)
         assert joined and "regex=Some(" in joined[0], joined
     finally:
         c.close()
+
+
+def test_static_member_restart_keeps_its_partitions(kbroker):
+    """Goal: a static member (group.instance.id) that closes and comes back
+    within the session gets its partitions back, and the other member is
+    not disturbed (no revocation, no new assignment)."""
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", new_group()
+    create_topic(kbroker, topic)
+    other = Member(kbroker, group, topic)
+    static = Member(kbroker, group, topic, **{"group.instance.id": "static-1"})
+    successor = None
+    try:
+        split = wait_split([other, static])
+        events_before = len(other.events)
+        static.close()
+        successor = Member(kbroker, group, topic, **{"group.instance.id": "static-1"})
+        wait_until(lambda: successor.assignment() == split[1], timeout=20, what="the successor's partitions")
+        time.sleep(1.5)  # three heartbeat intervals: any rebalance would show
+        assert other.assignment() == split[0]
+        assert len(other.events) == events_before, f"the other member was disturbed: {other.events[events_before:]}"
+    finally:
+        other.close()
+        if successor is not None:
+            successor.close()
