@@ -189,7 +189,9 @@ impl Broker {
                 self.create_topic(OFFSETS_TOPIC, partitions, configs).map_err(StartError::OffsetsTopic)?
             }
         };
-        self.groups.load(topic.partitions.clone())?;
+        self.groups.load(topic.partitions.clone(), |id| {
+            self.topic_by_id(id).map(|t| (t.meta.name.clone(), t.partitions.len() as i32))
+        })?;
         Ok(())
     }
 

@@ -52,6 +52,7 @@ const fn int(name: &'static str, min: i64, max: i64, default: &'static str, doc:
 const I32_MAX: i64 = i32::MAX as i64;
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
+const CONSUMER_ASSIGNORS: &[&str] = &["uniform", "range"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Broker-level settings.
@@ -368,6 +369,28 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         I32_MAX,
         "3600000",
         "how often expired transactional ids are looked for",
+    ),
+    // The consumer group protocol (KIP-848).
+    int(
+        "group.consumer.heartbeat.interval.ms",
+        1,
+        I32_MAX,
+        "5000",
+        "how often members of consumer-protocol groups heartbeat (sent to them in every heartbeat answer)",
+    ),
+    int(
+        "group.consumer.session.timeout.ms",
+        1,
+        I32_MAX,
+        "45000",
+        "a consumer-protocol member that does not heartbeat for this long is removed",
+    ),
+    int("group.consumer.max.size", 1, I32_MAX, "2147483647", "members one consumer-protocol group may have"),
+    list(
+        "group.consumer.assignors",
+        Some(CONSUMER_ASSIGNORS),
+        "uniform,range",
+        "server-side assignors members may choose with server_assignor; the first is the default",
     ),
 ];
 
@@ -948,6 +971,19 @@ impl BrokerConfig {
     }
     pub fn transaction_remove_expired_transaction_cleanup_interval_ms(&self) -> u64 {
         self.int("transaction.remove.expired.transaction.cleanup.interval.ms") as u64
+    }
+    pub fn group_consumer_heartbeat_interval_ms(&self) -> u64 {
+        self.int("group.consumer.heartbeat.interval.ms") as u64
+    }
+    pub fn group_consumer_session_timeout_ms(&self) -> u64 {
+        self.int("group.consumer.session.timeout.ms") as u64
+    }
+    pub fn group_consumer_max_size(&self) -> usize {
+        self.int("group.consumer.max.size") as usize
+    }
+    /// The configured server-side assignors, in order.
+    pub fn group_consumer_assignors(&self) -> Vec<&str> {
+        self.str("group.consumer.assignors").split(',').map(str::trim).filter(|a| !a.is_empty()).collect()
     }
 
     /// The effective broker-level value behind a topic setting (Kafka's

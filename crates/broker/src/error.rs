@@ -84,6 +84,12 @@ impl ToErrorCode for GroupError {
             GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
             GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
             GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+            GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+            GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+            GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+            GroupError::InvalidRequest => ResponseError::InvalidRequest,
+            GroupError::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
         }
     }
 }

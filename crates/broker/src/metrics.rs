@@ -95,8 +95,12 @@ fn start_at_zero() {
         CLEANER_RECORDS_REMOVED,
         crate::group::GROUP_REBALANCES,
         crate::group::OFFSET_COMMITS,
+        crate::txn::TRANSACTION_TIMEOUTS,
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    for result in ["commit", "abort"] {
+        metrics::counter!(crate::txn::TRANSACTIONS_ENDED, "result" => result).absolute(0);
     }
 }
 
@@ -125,7 +129,10 @@ fn describe() {
     // Group coordinator.
     describe_gauge!(crate::group::GROUPS, "Consumer groups, by state");
     describe_gauge!(crate::group::GROUP_MEMBERS, "Members of all consumer groups");
-    describe_counter!(crate::group::GROUP_REBALANCES, "Rebalances completed (join phases ended)");
+    describe_counter!(
+        crate::group::GROUP_REBALANCES,
+        "Rebalances completed (classic join phases ended, consumer-protocol target assignments computed)"
+    );
     describe_counter!(crate::group::OFFSET_COMMITS, "Partition offsets committed");
     describe_gauge!(
         crate::group::GROUP_LAG,

@@ -27,8 +27,15 @@
 //! session timeout (or rejoin); otherwise they are removed as usual.
 //!
 //! Submodules: [`records`] (Kafka's key and value formats), [`state`] (one
-//! group's state machine), [`store`] (reading and writing the log).
+//! group's state machine), [`store`] (reading and writing the log). The
+//! consumer group protocol (KIP-848) is in [`consumer`] (one group's state
+//! machine), [`assignor`] (server-side assignors), [`consumer_coordinator`]
+//! (its requests) and [`consumer_records`] (its records).
 
+pub mod assignor;
+pub mod consumer;
+pub mod consumer_coordinator;
+pub mod consumer_records;
 pub mod records;
 pub mod state;
 pub mod store;
@@ -95,6 +102,7 @@ pub struct GroupConfig {
     pub metadata_max_bytes: usize,
     pub retention_ms: i64,
     pub retention_check_interval: Duration,
+    pub consumer: consumer::ConsumerConfig,
 }
 
 impl GroupConfig {
@@ -110,6 +118,7 @@ impl GroupConfig {
             metadata_max_bytes: config.offset_metadata_max_bytes(),
             retention_ms: config.offsets_retention_minutes().saturating_mul(60_000),
             retention_check_interval: Duration::from_millis(config.offsets_retention_check_interval_ms()),
+            consumer: consumer::ConsumerConfig::from_broker(config),
         }
     }
 }
@@ -150,6 +159,8 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: GroupState,
+    /// The state of a consumer-protocol group (KIP-848), `None` for classic groups.
+    pub consumer_state: Option<consumer::ConsumerGroupState>,
 }
 
 /// The group coordinator.
@@ -187,7 +198,13 @@ impl Coordinator {
 
     /// Replays the offsets topic's partitions into memory. Blocking; runs
     /// once at start, before the broker serves.
-    pub fn load(&self, partitions: Vec<Arc<Partition>>) -> Result<(), LogError> {
+    /// `topic` resolves a topic id to its name and partition count (consumer
+    /// groups store topics by id).
+    pub fn load(
+        &self,
+        partitions: Vec<Arc<Partition>>,
+        topic: impl Fn(&uuid::Uuid) -> Option<(String, i32)>,
+    ) -> Result<(), LogError> {
         let started = Instant::now();
         let now = Instant::now();
         let now_ms = now_ms();
@@ -195,6 +212,7 @@ impl Coordinator {
         let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
         let mut records = 0usize;
+        let mut consumer_groups = consumer_records::Loaded::default();
         for partition in &partitions {
             // Records of a transaction wait for its marker in this partition.
             let mut open: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
@@ -234,7 +252,12 @@ impl Coordinator {
                         }
                         Some(Err(e)) => tracing::warn!(error = %e, "skipping an undecodable group metadata value"),
                     },
-                    Err(e) => tracing::warn!(error = %e, "skipping an undecodable record key"),
+                    // Not an offset or classic group record: a consumer-protocol group's, or undecodable.
+                    Err(e) => {
+                        if !consumer_groups.apply(key, value) {
+                            tracing::warn!(error = %e, "skipping an undecodable record key");
+                        }
+                    }
                 },
             })?;
             for (producer_id, offsets) in open {
@@ -254,6 +277,8 @@ impl Coordinator {
             }
             groups.entry(id.clone()).or_insert_with(|| Group::new(&id, now_ms)).offsets = offsets;
         }
+        let consumer_groups = consumer_groups.into_groups(topic, self.config.consumer.session_timeout, now);
+        self.restore_consumer_groups(&mut groups, consumer_groups, now_ms);
         tracing::info!(
             groups = groups.len(),
             records,
@@ -313,6 +338,17 @@ impl Coordinator {
             groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
         }
         let group = groups.get_mut(group_id).expect("inserted above");
+        if let Some(consumer) = &group.consumer {
+            // A consumer-protocol group takes classic members only once empty.
+            if !consumer.members.is_empty() {
+                return refuse(GroupError::InconsistentGroupProtocol);
+            }
+            if let Err(e) = self.append(flusher, group_id, &consumer_records::tombstones(group)) {
+                return refuse(e);
+            }
+            group.consumer = None;
+            group.protocol_type = None;
+        }
         let client_id = req.client_id.clone();
         let reply =
             group.join(req, now, now_ms, self.config.limits, || format!("{client_id}-{}", uuid::Uuid::new_v4()));
@@ -442,7 +478,10 @@ impl Coordinator {
             groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
         }
         let group = groups.get_mut(group_id).expect("inserted above");
-        group.validate_commit(member_id, instance_id, generation)?;
+        match &group.consumer {
+            Some(consumer) => consumer.validate_offsets(member_id, generation)?,
+            None => group.validate_commit(member_id, instance_id, generation)?,
+        }
         if entries.is_empty() {
             return Ok(None);
         }
@@ -494,7 +533,11 @@ impl Coordinator {
         let now_ms = now_ms();
         let groups = self.groups.lock();
         if let Some(group) = groups.get(group_id) {
-            group.validate_commit(member_id, instance_id, generation)?;
+            // A consumer-protocol member commits with its member epoch as the generation.
+            match &group.consumer {
+                Some(consumer) => consumer.validate_offsets(member_id, generation)?,
+                None => group.validate_commit(member_id, instance_id, generation)?,
+            }
         } else if generation >= 0 {
             return Err(GroupError::IllegalGeneration);
         }
@@ -648,6 +691,7 @@ impl Coordinator {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 state: g.state,
+                consumer_state: g.consumer.as_ref().map(|c| c.state()),
             })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -657,7 +701,9 @@ impl Coordinator {
     /// DescribeGroups of one group; an unknown group is described as Dead.
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         let groups = self.groups.lock();
-        let Some(group) = groups.get(group_id) else {
+        // A consumer-protocol group is not described here (Kafka answers
+        // Dead up to DescribeGroups v5); ConsumerGroupDescribe describes it.
+        let Some(group) = groups.get(group_id).filter(|g| g.consumer.is_none()) else {
             return GroupDescription {
                 state: GroupState::Dead,
                 protocol_type: String::new(),
@@ -698,7 +744,9 @@ impl Coordinator {
             GroupState::Empty if group.is_empty_of_members() => {}
             _ => return Err(GroupError::NonEmptyGroup),
         }
-        let written = self.append(flusher, group_id, &tombstones(group_id, group.offsets.keys(), true))?;
+        let mut kv = tombstones(group_id, group.offsets.keys(), true);
+        kv.extend(consumer_records::tombstones(group));
+        let written = self.append(flusher, group_id, &kv)?;
         group.mark_dead(now_ms());
         groups.remove(group_id);
         tracing::info!(group = group_id, "group deleted");
@@ -719,10 +767,9 @@ impl Coordinator {
                     tracing::warn!(group = %group.id, error = %e, "group metadata not stored");
                 }
             }
-            next = match (next, group.next_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            self.tick_consumer(flusher, group, now);
+            let consumer_deadline = group.consumer.as_ref().and_then(|c| c.next_deadline());
+            next = [next, group.next_deadline(), consumer_deadline].into_iter().flatten().min();
         }
         next
     }
@@ -756,7 +803,10 @@ impl Coordinator {
             if expired.is_empty() && !group_expired {
                 continue;
             }
-            let kv = tombstones(&group.id, expired.iter(), group_expired);
+            let mut kv = tombstones(&group.id, expired.iter(), group_expired);
+            if group_expired {
+                kv.extend(consumer_records::tombstones(group));
+            }
             if self.append(flusher, &group.id.clone(), &kv).is_err() {
                 continue;
             }
@@ -780,7 +830,7 @@ impl Coordinator {
         let mut members = 0usize;
         for group in groups.values() {
             *by_state.entry(group.state).or_default() += 1;
-            members += group.members.len();
+            members += group.members.len() + group.consumer.as_ref().map_or(0, |c| c.members.len());
             for ((topic, partition), value) in &group.offsets {
                 let Some(p) = broker.topic(topic).and_then(|t| t.partition(*partition).cloned()) else { continue };
                 let lag = (p.high_watermark() - value.offset).max(0);
@@ -824,6 +874,9 @@ fn tombstones<'a>(group_id: &str, offsets: impl Iterator<Item = &'a (String, i32
 fn subscribed_topics(group: &Group) -> HashSet<String> {
     use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
     use kafka_protocol::protocol::Decodable;
+    if let Some(consumer) = &group.consumer {
+        return consumer.subscribed_topics().into_iter().collect();
+    }
     let protocol = group.protocol.clone().unwrap_or_default();
     let mut topics = HashSet::new();
     for member in group.members.values() {

@@ -81,6 +81,19 @@ pub enum GroupError {
     GroupIdNotFound,
     #[error("group is not empty")]
     NonEmptyGroup,
+    // The consumer group protocol (KIP-848).
+    #[error("fenced member epoch")]
+    FencedMemberEpoch,
+    #[error("stale member epoch")]
+    StaleMemberEpoch,
+    #[error("unreleased instance id")]
+    UnreleasedInstanceId,
+    #[error("unsupported assignor")]
+    UnsupportedAssignor,
+    #[error("invalid request")]
+    InvalidRequest,
+    #[error("invalid regular expression")]
+    InvalidRegularExpression,
 }
 
 /// Broker settings the state machine applies.
@@ -231,6 +244,9 @@ pub struct Group {
     pending_assignment: Option<(i32, HashMap<String, Bytes>)>,
     /// The stored form changed and must be written.
     dirty: bool,
+    /// Set when the group uses the consumer group protocol (KIP-848); its
+    /// membership then lives there (see `consumer_coordinator`).
+    pub consumer: Option<Box<super::consumer::ConsumerGroup>>,
 }
 
 impl Group {
@@ -250,6 +266,7 @@ impl Group {
             rebalance: None,
             pending_assignment: None,
             dirty: false,
+            consumer: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
 // Group coordinator.
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod describe_groups;
 pub mod heartbeat;
@@ -224,6 +226,15 @@ pub async fn dispatch(
             let response = list_transactions::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::ListTransactions(response)) })
         }
+        // The consumer group protocol (KIP-848).
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            let respond = consumer_group_heartbeat::handle(broker, req, client_id, peer, version).await;
+            Box::pin(async move { Some(ResponseKind::ConsumerGroupHeartbeat(respond.await)) })
+        }
+        RequestKind::ConsumerGroupDescribe(req) => {
+            let response = consumer_group_describe::handle(&broker, req, version);
+            Box::pin(async move { Some(ResponseKind::ConsumerGroupDescribe(response)) })
+        }
         _ => return Err(NotServed(request.api_key)),
     };
     Ok(pending)
@@ -239,6 +250,8 @@ mod admin_tests;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod consumer_group_tests;
 #[cfg(test)]
 mod group_tests;
 #[cfg(test)]

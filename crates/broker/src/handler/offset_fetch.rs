@@ -17,6 +17,7 @@ use kafka_protocol::messages::{GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::error::ToErrorCode;
 use crate::group::records::OffsetValue;
 use crate::group::TopicOffsets;
 
@@ -73,6 +74,11 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
                     .topics
                     .map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect::<Vec<_>>());
                 let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                // v9+: a consumer-protocol member fetches with its current epoch.
+                let member = g.member_id.as_deref().filter(|m| !m.is_empty());
+                if let Err(e) = broker.groups.check_fetch_member(g.group_id.as_str(), member, g.member_epoch) {
+                    return base.with_error_code(e.error_code());
+                }
                 match lookup(broker, g.group_id.as_str(), topics, req.require_stable) {
                     Err(code) => base.with_error_code(code),
                     Ok(found) => base.with_topics(

@@ -138,6 +138,9 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 61, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_PRODUCERS },
     Api { key: 65, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TRANSACTIONS },
     Api { key: 66, min: 0, max: 1, flexible_from: 0, body: LIST_TRANSACTIONS },
+    // The consumer group protocol (KIP-848).
+    Api { key: 68, min: 0, max: 1, flexible_from: 0, body: CONSUMER_GROUP_HEARTBEAT },
+    Api { key: 69, min: 0, max: 1, flexible_from: 0, body: CONSUMER_GROUP_DESCRIBE },
 ];
 
 // Produce (0): produce_request.rs. Version 13 names topics by id (KIP-516).
@@ -544,6 +547,26 @@ const LIST_TRANSACTIONS: &[Field] = &[
     Field::new("duration_filter", Int64).since(1),
     Field::new("transactional_id_pattern", NullableString).since(2),
 ];
+// ConsumerGroupHeartbeat (68): consumer_group_heartbeat_request.rs; always
+// flexible. Version 1 adds the subscribed topic regex.
+const CONSUMER_GROUP_HEARTBEAT: &[Field] = &[
+    Field::new("group_id", STRING),
+    Field::new("member_id", STRING),
+    Field::new("member_epoch", Int32),
+    Field::new("instance_id", NullableString),
+    Field::new("rack_id", NullableString),
+    Field::new("rebalance_timeout_ms", Int32),
+    Field::new("subscribed_topic_names", Kind::NullableArray(&STRING)),
+    Field::new("subscribed_topic_regex", NullableString).since(1),
+    Field::new("server_assignor", NullableString),
+    Field::new("topic_partitions", Kind::NullableArray(&Kind::Struct(CONSUMER_GROUP_HEARTBEAT_TOPIC))),
+];
+const CONSUMER_GROUP_HEARTBEAT_TOPIC: &[Field] =
+    &[Field::new("topic_id", Uuid), Field::new("partitions", Kind::Array(&Int32))];
+
+// ConsumerGroupDescribe (69): consumer_group_describe_request.rs; always flexible.
+const CONSUMER_GROUP_DESCRIBE: &[Field] =
+    &[Field::new("group_ids", Kind::Array(&STRING)), Field::new("include_authorized_operations", Bool)];
 
 /// `(key, min, max)` for every entry of [`APIS`], built at compile time so the
 /// table stays the single source of truth.

@@ -76,6 +76,8 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         61 => txn::describe_producers(version).prop_map(RequestKind::from).boxed(),
         65 => txn::describe_transactions(version).prop_map(RequestKind::from).boxed(),
         66 => txn::list_transactions(version).prop_map(RequestKind::from).boxed(),
+        68 => groups::consumer_group_heartbeat(version).prop_map(RequestKind::from).boxed(),
+        69 => groups::consumer_group_describe(version).prop_map(RequestKind::from).boxed(),
         _ => panic!("no request strategy for api key {api_key}"),
     }
 }
@@ -93,7 +95,7 @@ pub(super) fn topic_name() -> impl Strategy<Value = TopicName> {
     text().prop_map(TopicName)
 }
 
-fn uuid() -> impl Strategy<Value = Uuid> {
+pub(super) fn uuid() -> impl Strategy<Value = Uuid> {
     any::<[u8; 16]>().prop_map(Uuid::from_bytes)
 }
 

@@ -2,6 +2,8 @@
 //! `strategies.rs`: fields set only in the versions that have them.
 
 use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
+use kafka_protocol::messages::consumer_group_heartbeat_request::{ConsumerGroupHeartbeatRequest, TopicPartitions};
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
@@ -24,7 +26,7 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 
-use super::{list, text, topic_name, unknown_tags};
+use super::{list, text, topic_name, unknown_tags, uuid};
 
 fn group_id() -> impl Strategy<Value = GroupId> {
     text().prop_map(GroupId)
@@ -253,4 +255,40 @@ pub(in super::super) fn offset_delete(_v: i16) -> impl Strategy<Value = OffsetDe
         .prop_map(|(name, partitions)| OffsetDeleteRequestTopic::default().with_name(name).with_partitions(partitions));
     (group_id(), list(topic))
         .prop_map(|(group, topics)| OffsetDeleteRequest::default().with_group_id(group).with_topics(topics))
+}
+
+pub(in super::super) fn consumer_group_heartbeat(v: i16) -> impl Strategy<Value = ConsumerGroupHeartbeatRequest> {
+    let owned = (uuid(), list(any::<i32>()), unknown_tags(true)).prop_map(|(id, partitions, tags)| {
+        TopicPartitions::default().with_topic_id(id).with_partitions(partitions).with_unknown_tagged_fields(tags)
+    });
+    let ids = (group_id(), text(), any::<i32>(), opt_text(), opt_text(), any::<i32>());
+    let rest = (option::of(list(topic_name())), opt_text(), opt_text(), option::of(list(owned)), unknown_tags(true));
+    (ids, rest).prop_map(
+        move |((group, member, epoch, instance, rack, timeout), (names, regex, assignor, owned, tags))| {
+            let mut r = ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group)
+                .with_member_id(member)
+                .with_member_epoch(epoch)
+                .with_instance_id(instance)
+                .with_rack_id(rack)
+                .with_rebalance_timeout_ms(timeout)
+                .with_subscribed_topic_names(names)
+                .with_server_assignor(assignor)
+                .with_topic_partitions(owned)
+                .with_unknown_tagged_fields(tags);
+            if v >= 1 {
+                r.subscribed_topic_regex = regex;
+            }
+            r
+        },
+    )
+}
+
+pub(in super::super) fn consumer_group_describe(_v: i16) -> impl Strategy<Value = ConsumerGroupDescribeRequest> {
+    (list(group_id()), any::<bool>(), unknown_tags(true)).prop_map(|(groups, ops, tags)| {
+        ConsumerGroupDescribeRequest::default()
+            .with_group_ids(groups)
+            .with_include_authorized_operations(ops)
+            .with_unknown_tagged_fields(tags)
+    })
 }
