@@ -55,8 +55,15 @@ fn read(broker: &BrokerProcess, isolation: &str, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// The high watermark, as a read_uncommitted consumer sees it (read_committed
+/// ListOffsets answers the last stable offset instead).
 fn high_watermark(broker: &BrokerProcess) -> i64 {
-    common::watermarks(&broker.consumer(&[]), TOPIC, 0).1
+    common::watermarks(&broker.consumer(&[("isolation.level", "read_uncommitted")]), TOPIC, 0).1
+}
+
+/// The last stable offset: the end a read_committed consumer sees.
+fn last_stable_offset(broker: &BrokerProcess) -> i64 {
+    common::watermarks(&broker.consumer(&[("isolation.level", "read_committed")]), TOPIC, 0).1
 }
 
 async fn start(settings: &[&str]) -> (tempfile::TempDir, BrokerProcess) {
@@ -88,11 +95,8 @@ async fn commit_and_abort_write_markers_and_read_uncommitted_sees_everything() {
 }
 
 /// read_committed returns only committed records, in order, and none of the
-/// aborted transaction's.
-///
-/// Needs the read_committed fetch path (last stable offset and the
-/// aborted-transactions list in Fetch responses): until it is served, the
-/// aborted records come through and this test fails for that reason only.
+/// aborted transaction's (Fetch stops at the last stable offset and lists
+/// the aborted transactions, which the client drops).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_committed_sees_committed_records_only() {
     let (_dir, broker) = start(&[]).await;
@@ -216,14 +220,16 @@ async fn broker_kill_leaves_every_transaction_committed_or_aborted() {
     broker.restart();
     // 3 records, the commit marker, 2 records of the open transaction.
     assert_eq!(high_watermark(&broker), 6);
+    assert_eq!(last_stable_offset(&broker), 4, "the open transaction holds the last stable offset");
     let producer = transactional(&broker, "tx-k", &[]);
     assert_eq!(high_watermark(&broker), 7, "init_transactions aborted the open transaction");
+    assert_eq!(last_stable_offset(&broker), 7, "no transaction holds the last stable offset any more");
     producer.begin_transaction().expect("begin");
     send(&producer, &values("after", 2)).await;
     producer.commit_transaction(TIMEOUT).expect("commit");
     let all = read(&broker, "read_uncommitted", 7);
     assert_eq!(all, [values("kept", 3), values("lost", 2), values("after", 2)].concat());
-    // The aborted records never reach a read_committed consumer (needs the read_committed fetch path).
+    // The aborted records never reach a read_committed consumer.
     let committed = read(&broker, "read_committed", 5);
     assert_eq!(committed, [values("kept", 3), values("after", 2)].concat());
 }
