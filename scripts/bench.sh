@@ -9,7 +9,7 @@
 #   BENCH_DIR=/tmp/runnel-bench   where data files go (same disk as the baseline)
 #   SECTIONS="baselines produce consume e2e restart loadgen compaction"
 #                    the sections to run (all by default)
-#   CLEANER_IO_MAX=30000000  log.cleaner.io.max.bytes.per.second of the
+#   CLEANER_IO_MAX=60000000  log.cleaner.io.max.bytes.per.second of the
 #                    throttled configuration in the compaction section
 #
 # Baselines measured in the same run: the disk's sequential write rate with
@@ -23,7 +23,7 @@ REPEAT=${REPEAT:-3}
 SECS=${SECONDS_PER_RUN:-15}
 RESTART_GB=${RESTART_GB:-"1 4"}
 DIR=${BENCH_DIR:-/tmp/runnel-bench}
-BIN=target/release/runnel
+BIN=${CARGO_TARGET_DIR:-target}/release/runnel
 mkdir -p "$OUT"
 rm -rf "$DIR" && mkdir -p "$DIR"
 
@@ -253,7 +253,7 @@ stop_broker
 # when it is enabled: off, on without an I/O limit, and on with
 # log.cleaner.io.max.bytes.per.second=CLEANER_IO_MAX. The three alternate run
 # by run, so load from elsewhere on the machine falls on all of them alike.
-CLEANER_IO_MAX=${CLEANER_IO_MAX:-30000000}
+CLEANER_IO_MAX=${CLEANER_IO_MAX:-60000000}
 log "## produce ack latency at 5,000 records/s, acks=all, while a compacted topic takes 20,000 updates/s"
 declare -A CLEANER_ARGS=(
   [off]="--set log.cleaner.enable=false"
