@@ -7,8 +7,10 @@
 #   SECONDS_PER_RUN=15
 #   RESTART_GB="1 4" log sizes for the restart-after-SIGKILL measurement
 #   BENCH_DIR=/tmp/runnel-bench   where data files go (same disk as the baseline)
-#   SECTIONS="produce transactions"  run only these sections (default: all of
-#                    baselines produce consume e2e restart loadgen compaction transactions)
+#   SECTIONS="baselines produce consume e2e restart loadgen compaction cleaner-latency transactions"
+#                    the sections to run (all by default)
+#   CLEANER_IO_MAX=60000000  log.cleaner.io.max.bytes.per.second of the
+#                    throttled configuration in the compaction section
 #
 # Baselines measured in the same run: the disk's sequential write rate with
 # and without fdatasync (dd, fio), and loopback TCP throughput (iperf3).
@@ -24,7 +26,6 @@ DIR=${BENCH_DIR:-/tmp/runnel-bench}
 BIN=${CARGO_TARGET_DIR:-target}/release/runnel
 mkdir -p "$OUT"
 rm -rf "$DIR" && mkdir -p "$DIR"
-want() { [ -z "${SECTIONS:-}" ] || [[ " $SECTIONS " == *" $1 "* ]]; }
 
 for pkg in fio iperf3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
@@ -33,6 +34,8 @@ cargo build --release -p runnel >/dev/null
 
 log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
+SECTIONS=${SECTIONS:-"baselines produce consume e2e restart loadgen compaction cleaner-latency transactions"}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 log "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%FT%TZ)"
 
 # --- baselines -------------------------------------------------------------
@@ -54,6 +57,7 @@ log "## loopback"
 iperf3 -s -1 -B 127.0.0.1 -p 5299 >/dev/null 2>&1 &
 sleep 1
 log "iperf3 127.0.0.1, 10 s, 1 stream: $(iperf3 -c 127.0.0.1 -p 5299 -t 10 -J | python3 -c 'import json,sys; print("%.0f MB/s" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8e6))')"
+
 fi
 
 # --- broker helpers ---------------------------------------------------------
@@ -127,6 +131,7 @@ bench_config() { # label, acks, broker args...
 bench_config "acks=1" 1
 bench_config "acks=all, fsync before ack (default)" all
 bench_config "acks=all, flush interval Long.MAX" all --set log.flush.interval.messages=9223372036854775807
+
 fi
 
 # --- consume throughput ----------------------------------------------------------
@@ -143,6 +148,7 @@ for i in $(seq 1 "$REPEAT"); do
 done
 log "$(stats "consume 3,000,000 records from offset 0" < "$DIR/rows")"
 stop_broker
+
 fi
 
 # --- end-to-end latency ------------------------------------------------------------
@@ -152,6 +158,7 @@ rm -rf "$DIR/data"; start_broker "$DIR/data"
 "$BIN" bench e2e --brokers "$ADDR" --topic e2e --rate 5000 --duration 30 --json --quiet > "$DIR/e2e.json"
 log "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["e2e_latency_ms"]; print("records %d; latency ms p50 %s p90 %s p99 %s p999 %s max %s" % (j["records"], l["p50"], l["p90"], l["p99"], l["p999"], l["max"]))' "$DIR/e2e.json")"
 stop_broker
+
 fi
 
 # --- restart after SIGKILL -----------------------------------------------------------
@@ -211,6 +218,7 @@ if [ -x "$PERF_DIR/examples/rdkafka_performance" ]; then
 else
   log "  skipped: librdkafka is not built here (RUNNEL_TEST_ONLY=compat bash scripts/test.sh builds it)"
 fi
+
 fi
 
 # --- compaction ------------------------------------------------------------------------
@@ -241,25 +249,52 @@ else
 fi
 stop_broker
 
+fi
+
+if want cleaner-latency; then
 # Produce latency with and without the cleaner: the same paced acks=all load
 # (5,000 records/s on another topic) while a second client keeps updating a
 # compacted topic with 16 MiB segments, so the cleaner runs again and again
-# when it is enabled.
+# when it is enabled: off, on without an I/O limit, and on with
+# log.cleaner.io.max.bytes.per.second=CLEANER_IO_MAX. The three alternate run
+# by run, so load from elsewhere on the machine falls on all of them alike.
+CLEANER_IO_MAX=${CLEANER_IO_MAX:-60000000}
 log "## produce ack latency at 5,000 records/s, acks=all, while a compacted topic takes 20,000 updates/s"
-for cleaner in false true; do
-  : > "$DIR/rows"
-  for i in $(seq 1 "$REPEAT"); do
-    rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.cleaner.enable=$cleaner --set log.cleaner.backoff.ms=100
-    "$BIN" topic create churn --brokers "$ADDR" --partitions 1 --config cleanup.policy=compact --config segment.bytes=16777216 > /dev/null
+declare -A CLEANER_ARGS=(
+  [off]="--set log.cleaner.enable=false"
+  [unlimited]="--set log.cleaner.enable=true"
+  [throttled]="--set log.cleaner.enable=true --set log.cleaner.io.max.bytes.per.second=$CLEANER_IO_MAX"
+)
+CLEANER_CONFIGS="off unlimited throttled"
+for cfg in $CLEANER_CONFIGS; do : > "$DIR/rows-$cfg"; : > "$DIR/cleanings-$cfg"; done
+for i in $(seq 1 "$REPEAT"); do
+  log "  run $i: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for cfg in $CLEANER_CONFIGS; do
+    rm -rf "$DIR/data"
+    # shellcheck disable=SC2086 # the arguments are words
+    start_broker "$DIR/data" ${CLEANER_ARGS[$cfg]} --set log.cleaner.backoff.ms=100
+    # On a shared machine a client can time out; such a run is logged and left out, not fatal.
+    if ! "$BIN" topic create churn --brokers "$ADDR" --partitions 1 --config cleanup.policy=compact --config segment.bytes=16777216 > /dev/null; then
+      log "  run $i, cleaner $cfg: could not create the compacted topic; run left out"
+      stop_broker
+      continue
+    fi
     "$BIN" bench produce --brokers "$ADDR" --topic churn --keys 10000 --rate 20000 --duration $((SECS + 10)) --acks 1 --json --quiet > /dev/null &
     churn=$!
     sleep 5
-    produce_run "paced-$i" all --rate 5000 >> "$DIR/rows"
+    if produce_run "paced-$i" all --rate 5000 > "$DIR/row"; then
+      cat "$DIR/row" >> "$DIR/rows-$cfg"
+    else
+      log "  run $i, cleaner $cfg: the paced producer failed; run left out"
+    fi
     wait "$churn" || true
-    echo "cleanings: $(grep -c 'log cleaned' "$DIR/broker.err" || true)" >> "$DIR/cleanings"
+    echo "$(grep -c 'log cleaned' "$DIR/broker.err" || true)" >> "$DIR/cleanings-$cfg"
     stop_broker
   done
-  log "  cleaner $cleaner: ack latency ms p50/p99 per run: $(awk '{printf "%s/%s ", $4, $5}' "$DIR/rows"); $(tail -n "$REPEAT" "$DIR/cleanings" | tr '\n' ' ')"
+done
+for cfg in $CLEANER_CONFIGS; do
+  p99=$(awk '{print $5}' "$DIR/rows-$cfg" | python3 -c 'import statistics, sys; v = [float(x) for x in sys.stdin]; print("%.1f / %.1f" % (min(v), statistics.median(v)))')
+  log "  cleaner $cfg: ack latency ms p50/p99 per run: $(awk '{printf "%s/%s ", $4, $5}' "$DIR/rows-$cfg"); p99 min / median $p99 ms; cleanings per run: $(tr '\n' ' ' < "$DIR/cleanings-$cfg")"
 done
 fi
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use runnel_log::{LogError, LogManager};
+use runnel_log::{LogError, LogManager, Throttle};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, ConfigError};
@@ -107,6 +107,9 @@ pub struct Broker {
     /// `config` with the dynamic broker settings of the metadata image on
     /// top; replaced whenever those change.
     effective: RwLock<Arc<BrokerConfig>>,
+    /// The log cleaner's I/O limit, `log.cleaner.io.max.bytes.per.second`;
+    /// its rate follows dynamic changes at once, even mid-cleaning.
+    cleaner_throttle: Throttle,
 }
 
 /// Which dynamic broker settings a change addresses.
@@ -143,6 +146,7 @@ impl Broker {
             meta: Mutex::new(meta),
             topics: RwLock::new(HashMap::new()),
             cluster_id,
+            cleaner_throttle: Throttle::new(effective.cleaner_io_max_bytes_per_second()),
             effective: RwLock::new(effective),
         };
         broker.reconcile()?;
@@ -329,6 +333,11 @@ impl Broker {
         Ok(())
     }
 
+    /// The log cleaner's I/O limit (`log.cleaner.io.max.bytes.per.second`).
+    pub fn cleaner_throttle(&self) -> &Throttle {
+        &self.cleaner_throttle
+    }
+
     /// The broker configuration in force now: static settings with the
     /// dynamic ones on top.
     pub fn effective_config(&self) -> Arc<BrokerConfig> {
@@ -404,6 +413,7 @@ impl Broker {
         meta.append(MetadataRecord::BrokerConfigChanged { node, configs: configs.clone() })?;
         let effective = Arc::new(dynamic_config(&self.config, &meta));
         *self.effective.write() = effective.clone();
+        self.cleaner_throttle.set_rate(effective.cleaner_io_max_bytes_per_second());
         for topic in self.topics.read().values() {
             let log_config = effective.log_config(&topic.meta.configs);
             for p in &topic.partitions {

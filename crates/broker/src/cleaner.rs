@@ -1,12 +1,20 @@
 //! The log cleaner: compacts logs of topics with `cleanup.policy=compact`.
 //!
-//! One task, like Kafka's default `log.cleaner.threads=1`: it cleans, on a
-//! blocking thread, every compacted log whose dirty ratio has reached
-//! `min.cleanable.dirty.ratio` (or whose oldest uncleaned data is older than
-//! `max.compaction.lag.ms`), dirtiest first, then sleeps
-//! `log.cleaner.backoff.ms`. The key map of each cleaning is bounded by
-//! `log.cleaner.dedupe.buffer.size`. How a log is cleaned, and why a crash
-//! in the middle loses nothing, is in `runnel_log`'s cleaner module.
+//! One task, like Kafka's default `log.cleaner.threads=1`: it cleans every
+//! compacted log whose dirty ratio has reached `min.cleanable.dirty.ratio`
+//! (or whose oldest uncleaned data is older than `max.compaction.lag.ms`),
+//! dirtiest first, then sleeps `log.cleaner.backoff.ms`. The key map of each
+//! cleaning is bounded by `log.cleaner.dedupe.buffer.size`. How a log is
+//! cleaned, and why a crash in the middle loses nothing, is in `runnel_log`'s
+//! cleaner module.
+//!
+//! Cleaning must not slow down producers. Its reads and writes are limited to
+//! `log.cleaner.io.max.bytes.per.second` (a dynamic broker config: a change
+//! applies at once, even to a cleaning in progress), and each pass runs on
+//! its own thread, `log-cleaner`, at a lower CPU priority (nice +10), so on
+//! a busy machine request handling, the flusher and the clients come first.
+//! After a pass that cleaned something the cleaner-offset checkpoint is
+//! rewritten, so a restart does not clean the same data again.
 //!
 //! Shutdown does not wait for a cleaning in progress: closing the logs stops
 //! it between segments, and a cleaning cut short by the process exiting is
@@ -14,12 +22,19 @@
 
 use std::sync::Arc;
 
-use metrics::counter;
+use metrics::{counter, gauge};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::handler::now_ms;
-use crate::metrics::{CLEANER_BYTES_READ, CLEANER_BYTES_WRITTEN, CLEANER_RECORDS_REMOVED, CLEANER_RUNS};
+use crate::metrics::{
+    CLEANER_BYTES_READ, CLEANER_BYTES_WRITTEN, CLEANER_RECORDS_REMOVED, CLEANER_RUNS, CLEANER_THROTTLED_SECONDS,
+};
+
+/// The cleaner thread's nice increment. Against threads at the default
+/// priority, the scheduler gives a thread at +10 about a tenth of their
+/// share of a busy core.
+const CLEANER_NICE: i32 = 10;
 
 /// Runs until `stop` turns true.
 pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
@@ -34,9 +49,43 @@ pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(backoff) => {}
         }
         let b = broker.clone();
-        let cleaned = tokio::task::spawn_blocking(move || clean_dirty_logs(&b, now_ms())).await;
-        if let Err(e) = cleaned {
-            tracing::error!(error = %e, "log cleaner pass panicked");
+        if let Err(reason) = on_cleaner_thread(move || clean_dirty_logs(&b, now_ms())).await {
+            tracing::error!(reason, "log cleaner pass failed");
+        }
+    }
+}
+
+/// Runs `pass` on a new thread, `log-cleaner`, at lower CPU priority, and
+/// waits for it without blocking the runtime. A thread per pass (a pass runs
+/// at most every `log.cleaner.backoff.ms`) keeps the lowered priority off
+/// the runtime's shared blocking threads, and an unprivileged process cannot
+/// raise a thread's priority back.
+async fn on_cleaner_thread<T: Send + 'static>(pass: impl FnOnce() -> T + Send + 'static) -> Result<T, &'static str> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("log-cleaner".to_string())
+        .spawn(move || {
+            lower_priority();
+            if done.send(pass()).is_err() {
+                tracing::debug!("log cleaner pass finished after its task stopped");
+            }
+        })
+        .map_err(|_| "cannot start the log cleaner thread")?;
+    result.await.map_err(|_| "log cleaner pass panicked")
+}
+
+/// Raises the calling thread's nice value by [`CLEANER_NICE`]. On Linux the
+/// nice value belongs to the thread, not the process.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: nice takes no pointers; on Linux it changes the calling thread only.
+        let niced = unsafe {
+            *libc::__errno_location() = 0;
+            libc::nice(CLEANER_NICE)
+        };
+        if niced == -1 && std::io::Error::last_os_error().raw_os_error() != Some(0) {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the log cleaner's priority");
         }
     }
 }
@@ -61,9 +110,12 @@ pub fn clean_dirty_logs(broker: &Broker, now_ms: i64) -> usize {
     }
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut cleaned = 0;
+    let throttle = broker.cleaner_throttle();
     for (_, log) in candidates {
         let (topic, partition) = log.topic_partition();
-        match log.clean(now_ms, broker.config.cleaner_key_map_bytes()) {
+        let result = log.clean_throttled(now_ms, broker.config.cleaner_key_map_bytes(), throttle);
+        gauge!(CLEANER_THROTTLED_SECONDS).set(throttle.throttled().as_secs_f64());
+        match result {
             Ok(Some(stats)) => {
                 cleaned += 1;
                 counter!(CLEANER_RUNS).increment(1);
@@ -73,6 +125,11 @@ pub fn clean_dirty_logs(broker: &Broker, now_ms: i64) -> usize {
             }
             Ok(None) => {}
             Err(err) => tracing::warn!(topic, partition, error = %err, "cleaning a log failed; it stays as it was"),
+        }
+    }
+    if cleaned > 0 {
+        if let Err(err) = broker.logs.checkpoint_cleaner_offsets() {
+            tracing::warn!(error = %err, "cannot write the cleaner-offset checkpoint");
         }
     }
     cleaned

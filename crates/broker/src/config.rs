@@ -228,6 +228,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "134217728",
         "memory for the cleaner's key map (key bytes plus 64 per key); a larger dirty part is cleaned in several runs",
     ),
+    ConfigDef {
+        name: "log.cleaner.io.max.bytes.per.second",
+        kind: Kind::Double { min: 1.0, max: f64::MAX },
+        default: CLEANER_IO_UNLIMITED,
+        doc: "the log cleaner's reads plus writes, in bytes per second; the default is unlimited",
+    },
     int(
         "producer.id.expiration.ms",
         1,
@@ -648,7 +654,11 @@ pub fn is_dynamic_broker_key(key: &str) -> bool {
 }
 
 /// Dynamic broker settings that are not the synonym of a topic setting.
-pub const DYNAMIC_BROKER_EXTRA: &[&str] = &["num.partitions", "producer.id.expiration.ms"];
+pub const DYNAMIC_BROKER_EXTRA: &[&str] =
+    &["num.partitions", "producer.id.expiration.ms", "log.cleaner.io.max.bytes.per.second"];
+
+/// Kafka's default of `log.cleaner.io.max.bytes.per.second`, `Double.MAX_VALUE`: no limit.
+const CLEANER_IO_UNLIMITED: &str = "1.7976931348623157E308";
 
 /// A setting's value could not be accepted.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -900,6 +910,10 @@ impl BrokerConfig {
     }
     pub fn cleaner_backoff(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.int("log.cleaner.backoff.ms") as u64)
+    }
+    /// `log.cleaner.io.max.bytes.per.second`; `f64::MAX` means unlimited.
+    pub fn cleaner_io_max_bytes_per_second(&self) -> f64 {
+        self.str("log.cleaner.io.max.bytes.per.second").parse().expect("validated double")
     }
     pub fn cleaner_key_map_bytes(&self) -> usize {
         usize::try_from(self.int("log.cleaner.dedupe.buffer.size")).unwrap_or(usize::MAX)
@@ -1260,6 +1274,25 @@ mod tests {
         assert_eq!(effective.topic_default("remote.storage.enable"), Some("false"));
         assert!(validate_dynamic_broker_config("log.dirs", "/x").is_err());
         assert!(!is_dynamic_broker_key("node.id") && is_dynamic_broker_key("num.partitions"));
+    }
+
+    // Goal: the cleaner's I/O limit has Kafka's name and default (unlimited), is a dynamic broker key, and refuses
+    // values that are not a positive rate, naming the key.
+    #[test]
+    fn cleaner_io_limit_is_dynamic_and_unlimited_by_default() {
+        let key = "log.cleaner.io.max.bytes.per.second";
+        assert_eq!(BrokerConfig::default().cleaner_io_max_bytes_per_second(), f64::MAX);
+        assert!(is_dynamic_broker_key(key));
+        assert_eq!(validate_dynamic_broker_config(key, "5e7").unwrap(), (key, "5e7".to_string()));
+        for bad in ["0", "-1", "fast", "inf"] {
+            let err = validate_dynamic_broker_config(key, bad).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let node: BTreeMap<String, String> = [(key.to_string(), "25000000".to_string())].into();
+        assert_eq!(
+            BrokerConfig::default().with_dynamic(&BTreeMap::new(), &node).cleaner_io_max_bytes_per_second(),
+            25e6
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub const CLEANER_RUNS: &str = "runnel_cleaner_runs_total";
 pub const CLEANER_BYTES_READ: &str = "runnel_cleaner_bytes_read_total";
 pub const CLEANER_BYTES_WRITTEN: &str = "runnel_cleaner_bytes_written_total";
 pub const CLEANER_RECORDS_REMOVED: &str = "runnel_cleaner_records_removed_total";
+pub const CLEANER_THROTTLED_SECONDS: &str = "runnel_cleaner_throttled_seconds";
 pub const METADATA_SNAPSHOTS: &str = "runnel_metadata_snapshots_total";
 pub const CONFIG_CHANGES: &str = "runnel_config_changes_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
@@ -160,6 +161,11 @@ fn describe() {
     describe_counter!(CLEANER_BYTES_READ, Unit::Bytes, "Segment bytes read by the log cleaner");
     describe_counter!(CLEANER_BYTES_WRITTEN, Unit::Bytes, "Cleaned segment bytes written by the log cleaner");
     describe_counter!(CLEANER_RECORDS_REMOVED, "Superseded records and expired tombstones removed by the log cleaner");
+    describe_gauge!(
+        CLEANER_THROTTLED_SECONDS,
+        Unit::Seconds,
+        "Time the log cleaner has slept to keep to log.cleaner.io.max.bytes.per.second, since start"
+    );
     describe_counter!(METADATA_SNAPSHOTS, "Metadata log snapshots written");
     describe_counter!(CONFIG_CHANGES, "Topic and broker config changes applied, by resource type");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");

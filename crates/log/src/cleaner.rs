@@ -33,11 +33,15 @@
 //! Transactions: nothing at or above the last stable offset is cleaned, and the batches of aborted transactions are
 //! dropped from every group (they never enter the key map). Transaction markers are kept.
 //!
-//! The first dirty offset lives in memory only: after a restart the whole log
-//! counts as dirty and the first cleaning reads all of it once.
+//! The cleaner's reads and writes are charged to a [`Throttle`]
+//! (`log.cleaner.io.max.bytes.per.second`), and a cleaned segment is written
+//! back to disk in bounded chunks as it is written (`writeback.rs`). The swap's
+//! fsyncs and renames run without the log's lock (see `clean_group`), so the
+//! flusher and appends never wait for them. The first dirty offset is
+//! checkpointed by the log manager (`cleaner-offset-checkpoint`).
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 
 use super::transactions::{is_aborted, AbortedRanges};
@@ -47,6 +51,8 @@ use crate::index::encode_entries;
 use crate::offset_index::OffsetEntry;
 use crate::records::{rebuild_batch, records, DECOMPRESSED_BATCH_BYTES_MAX};
 use crate::segment::{delete_segment_files, IndexBuilder, SegmentView};
+use crate::throttle::Throttle;
+use crate::writeback::PacedWriter;
 use crate::BATCH_HEADER_BYTES;
 
 /// The manifest whose presence commits a cleaned group.
@@ -211,8 +217,19 @@ impl Log {
         Ok((cleanable.dirty_bytes > 0).then_some(cleanable))
     }
 
-    /// Cleans the log once (see the module documentation). `None` when there was nothing to clean.
+    /// Cleans the log once (see the module documentation), without an I/O limit. `None` when there was nothing to
+    /// clean.
     pub fn clean(&self, now_ms: i64, key_map_budget: usize) -> Result<Option<CleanStats>, LogError> {
+        self.clean_throttled(now_ms, key_map_budget, &Throttle::unlimited())
+    }
+
+    /// `clean`, charging every byte read and written to `throttle`.
+    pub fn clean_throttled(
+        &self,
+        now_ms: i64,
+        key_map_budget: usize,
+        throttle: &Throttle,
+    ) -> Result<Option<CleanStats>, LogError> {
         let started = std::time::Instant::now();
         let _cleaning = self.clean_lock.lock();
         let (config, first_dirty, first_uncleanable, plan, aborted) = {
@@ -242,6 +259,7 @@ impl Log {
             }
             let mut full_at = None;
             for_each_batch(view, |header, batch| {
+                throttle.acquire(batch.len() as u64);
                 // Aborted records never replace anything: they are dropped.
                 if header.last_offset() < first_dirty || header.is_control() || is_aborted(&aborted, header) {
                     return Ok(true);
@@ -282,8 +300,15 @@ impl Log {
         // Pass 2: rewrite every segment that starts below the map end, in groups.
         let delete_horizon = now_ms.saturating_sub(config.delete_retention_ms);
         for group in groups(&plan, map_end, first_uncleanable, &config) {
-            let written =
-                self.clean_group(&group, (&map.offsets, &aborted), map_end, delete_horizon, &config, &mut stats)?;
+            let written = self.clean_group(
+                &group,
+                (&map.offsets, &aborted),
+                map_end,
+                delete_horizon,
+                &config,
+                &mut stats,
+                throttle,
+            )?;
             if !written {
                 return Ok(None);
             }
@@ -309,6 +334,7 @@ impl Log {
 
     /// Writes one group's cleaned segment and swaps it in. `false` when the log changed under the cleaner (it was
     /// deleted or closed) and nothing was swapped.
+    #[allow(clippy::too_many_arguments)]
     fn clean_group(
         &self,
         group: &Group,
@@ -317,6 +343,7 @@ impl Log {
         delete_horizon: i64,
         config: &LogConfig,
         stats: &mut CleanStats,
+        throttle: &Throttle,
     ) -> Result<bool, LogError> {
         let base = group.segments[0].0;
         let cleaned_log = cleaned_file(&self.dir, base, LOG_EXT);
@@ -326,7 +353,7 @@ impl Log {
             .truncate(true)
             .open(&cleaned_log)
             .map_err(io_err("create cleaned segment", &cleaned_log))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = PacedWriter::new(file, throttle);
         let mut builder = IndexBuilder::new(config.index_interval_bytes);
         let mut offset_entries: Vec<OffsetEntry> = Vec::new();
         let mut time_entries: Vec<TimeEntry> = Vec::new();
@@ -341,6 +368,7 @@ impl Log {
             stats.segments_read += 1;
             stats.bytes_read += view.end;
             for_each_batch(view, |header, batch| {
+                throttle.acquire(batch.len() as u64);
                 let kept = if is_aborted(aborted, header) {
                     // Every record of an aborted transaction goes, wherever the key map ends.
                     stats.records_removed += u64::try_from(header.records_count).unwrap_or(0);
@@ -363,7 +391,7 @@ impl Log {
             })?;
         }
         time_entries.extend(builder.take_time_entry());
-        let file = out.into_inner().map_err(|e| io_err("write", &cleaned_log)(e.into_error()))?;
+        let file = out.into_file().map_err(io_err("write", &cleaned_log))?;
         file.sync_data().map_err(io_err("fsync", &cleaned_log))?;
         for (ext, bytes) in
             [(INDEX_EXT, encode_entries(base, &offset_entries)), (TIME_INDEX_EXT, encode_entries(base, &time_entries))]
@@ -378,32 +406,40 @@ impl Log {
         #[cfg(test)]
         tests::crash_point(1)?;
 
-        let mut st = self.state.lock();
-        let first = st.segments.iter().position(|s| s.base_offset == base);
-        let unchanged = !st.closed
-            && !st.deleted
-            && first.is_some_and(|first| {
-                group.segments.iter().enumerate().all(|(k, (b, _))| {
-                    st.segments.get(first + k).is_some_and(|s| s.base_offset == *b && !s.is_active())
-                }) && st.segments.get(first + group.segments.len()).is_some_and(|s| s.base_offset == group.end)
-            });
-        let Some(first) = first.filter(|_| unchanged) else {
-            drop(st);
-            remove_cleaned_files(&self.dir, base);
-            return Ok(false);
-        };
-        // Readers holding views of the old segments keep their open files; load what they would otherwise read
-        // lazily by path, since the paths are about to name the cleaned segment.
-        for segment in &mut st.segments[first..first + group.segments.len()] {
-            segment.offset_index.with(|_| ())?;
-            segment.time_index.with(|_| ())?;
-            segment.max_timestamp()?;
+        {
+            let mut st = self.state.lock();
+            let first = st.segments.iter().position(|s| s.base_offset == base);
+            let unchanged = !st.closed
+                && !st.deleted
+                && first.is_some_and(|first| {
+                    group.segments.iter().enumerate().all(|(k, (b, _))| {
+                        st.segments.get(first + k).is_some_and(|s| s.base_offset == *b && !s.is_active())
+                    }) && st.segments.get(first + group.segments.len()).is_some_and(|s| s.base_offset == group.end)
+                });
+            let Some(first) = first.filter(|_| unchanged) else {
+                drop(st);
+                remove_cleaned_files(&self.dir, base);
+                return Ok(false);
+            };
+            // Readers holding views of the old segments keep their open files; load what they would otherwise read
+            // lazily by path, since the paths are about to name the cleaned segment.
+            for segment in &mut st.segments[first..first + group.segments.len()] {
+                segment.offset_index.with(|_| ())?;
+                segment.time_index.with(|_| ())?;
+                segment.max_timestamp()?;
+            }
         }
+        // The swap's fsyncs and renames run without the log's lock, which the flusher takes for every log it flushes
+        // and appends take too: a swap must not stall them. Nothing else changes the group meanwhile: retention
+        // skips a log whose `clean_lock` is held, appends only touch the active segment, and readers holding views of
+        // the old segments keep their open files and the indexes loaded above.
         write_manifest(&self.dir, base, group.end)?;
         #[cfg(test)]
         tests::crash_point(2)?;
-        finish_swap(&self.dir, base, group.end)?;
+        finish_swap(&self.dir, base, group.end, group.segments[1..].iter().map(|(b, _)| *b))?;
         let cleaned = Segment::open_closed(&self.dir, base)?;
+        let mut st = self.state.lock();
+        let first = st.segments.iter().position(|s| s.base_offset == base).expect("only the cleaner removes the group");
         st.segments.splice(first..first + group.segments.len(), [cleaned]);
         st.max_timestamp = None;
         st.max_timestamp_record = None;
@@ -508,8 +544,9 @@ fn write_manifest(dir: &Path, base: i64, end: i64) -> Result<(), LogError> {
 }
 
 /// The steps after the commit, safe to repeat: cleaned files over the group's first segment, the group's other
-/// segments deleted, the manifest removed.
-fn finish_swap(dir: &Path, base: i64, end: i64) -> Result<(), LogError> {
+/// segments (`others`) deleted, the manifest removed. The caller names the others: listing the directory while the
+/// log appends could catch a new segment half created.
+fn finish_swap(dir: &Path, base: i64, end: i64, others: impl IntoIterator<Item = i64>) -> Result<(), LogError> {
     // The log file last: its `.cleaned` name is what says the swap is not finished.
     for ext in [INDEX_EXT, TIME_INDEX_EXT, LOG_EXT] {
         let cleaned = cleaned_file(dir, base, ext);
@@ -520,7 +557,8 @@ fn finish_swap(dir: &Path, base: i64, end: i64) -> Result<(), LogError> {
     }
     #[cfg(test)]
     tests::crash_point(3)?;
-    for other in list_segments(dir)?.into_iter().filter(|&b| b > base && b < end) {
+    for other in others {
+        assert!(other > base && other < end, "segment {other} is outside the cleaned group {base}..{end}");
         delete_segment_files(dir, other)?;
     }
     sync_dir(dir)?;
@@ -540,7 +578,8 @@ pub(crate) fn finish_interrupted_clean(dir: &Path) -> Result<(), LogError> {
                 return Err(LogError::Malformed { path: manifest, line: 1, reason: "expected '<base> <end>'".into() });
             };
             tracing::warn!(dir = %dir.display(), base, end, "finishing an interrupted compaction swap");
-            finish_swap(dir, base, end)?;
+            let others: Vec<i64> = list_segments(dir)?.into_iter().filter(|&b| b > base && b < end).collect();
+            finish_swap(dir, base, end, others)?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("read", &manifest)(e)),

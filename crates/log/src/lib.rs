@@ -26,8 +26,10 @@ pub mod records;
 mod recovery;
 mod scan;
 mod segment;
+pub mod throttle;
 pub mod time_index;
 pub mod varint;
+mod writeback;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -44,6 +46,7 @@ pub use manager::{validate_topic_name, LogManager, StartupReport};
 pub use producer::{AbortedTxn, ControlType, ProducerInfo, NO_PRODUCER_ID, NO_SEQUENCE};
 pub use records::{RecordHeader, RecordView, Records};
 pub use recovery::RecoveryStats;
+pub use throttle::Throttle;
 
 /// Size of a magic-2 record batch header.
 pub const BATCH_HEADER_BYTES: usize = 61;

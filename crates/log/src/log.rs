@@ -67,11 +67,13 @@ pub struct OpenOptions {
     pub log_start_offset: Option<i64>,
     /// When the active segment got its first append, so `segment_ms` survives a clean restart.
     pub first_append_ms: Option<i64>,
+    /// From the cleaner-offset checkpoint: where the part the cleaner has not compacted yet starts.
+    pub first_dirty_offset: Option<i64>,
 }
 
 impl OpenOptions {
     pub fn new(mode: OpenMode) -> OpenOptions {
-        OpenOptions { mode, log_start_offset: None, first_append_ms: None }
+        OpenOptions { mode, log_start_offset: None, first_append_ms: None, first_dirty_offset: None }
     }
 }
 
@@ -262,7 +264,35 @@ impl Log {
         retention::drop_segments_below(&dir, &mut segments, log_start_offset)?;
         let txn = transactions::load_txn_state(&dir, &segments, log_start_offset, log_end_offset)?;
         let offsets = (log_start_offset, log_end_offset);
-        Ok(Log::assemble(dir, topic_partition, config, segments, offsets, txn, stats))
+        let log = Log::assemble(dir, topic_partition, config, segments, offsets, txn, stats);
+        if let Some(offset) = options.first_dirty_offset {
+            log.restore_first_dirty_offset(offset);
+        }
+        Ok(log)
+    }
+
+    /// Takes the first dirty offset from the cleaner-offset checkpoint. An offset beyond the log end (a log cut short
+    /// by recovery, or a topic re-created under the old name before the checkpoint caught up) is ignored: the whole
+    /// log then counts as dirty, which costs a cleaning and is never wrong.
+    fn restore_first_dirty_offset(&self, offset: i64) {
+        let mut st = self.state.lock();
+        if offset > st.log_end_offset {
+            tracing::warn!(
+                topic = %self.topic,
+                partition = self.partition,
+                offset,
+                log_end_offset = st.log_end_offset,
+                "cleaner checkpoint is past the log end; the whole log counts as dirty"
+            );
+            return;
+        }
+        st.first_dirty_offset = offset;
+    }
+
+    /// Where the part the cleaner has not compacted yet starts (0 before the first cleaning), for the cleaner-offset
+    /// checkpoint.
+    pub(crate) fn first_dirty_offset(&self) -> i64 {
+        self.state.lock().first_dirty_offset
     }
 
     fn assemble(

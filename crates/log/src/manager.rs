@@ -5,6 +5,12 @@
 //! before any write is accepted, so a crash from then on is recognised as unclean. A partition listed in the marker
 //! whose active segment still has the recorded size opens without reading any `.log` data; every other partition
 //! recovers from its checkpointed recovery point.
+//!
+//! The cleaner-offset checkpoint records each compacted partition's first dirty offset, so a restart does not
+//! clean again what was cleaned before it. It is written after cleanings (`checkpoint_cleaner_offsets`, which the
+//! broker's cleaner calls once a cleaning's swap is durable), when a partition that has one is deleted, and at
+//! shutdown. An offset in it is never ahead of a cleaning that reached the disk, so a crash at any point leaves it
+//! at worst behind, and the next cleaning then rereads part that is already clean, which loses nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions as FsOpenOptions};
@@ -19,8 +25,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::checkpoint::{
-    format_rows, read_offsets, read_rows, remove_durably, sync_dir, write_atomic, Row, CLEAN_SHUTDOWN_MARKER,
-    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    format_rows, read_offsets, read_rows, remove_durably, sync_dir, write_atomic, Row, CLEANER_OFFSET_CHECKPOINT,
+    CLEAN_SHUTDOWN_MARKER, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::config::LogConfig;
 use crate::error::{io_err, LogError};
@@ -105,6 +111,7 @@ struct StartupState {
     marker: Option<HashMap<(String, i32), Vec<i64>>>,
     recovery_points: HashMap<(String, i32), i64>,
     log_start_offsets: HashMap<(String, i32), i64>,
+    cleaner_offsets: HashMap<(String, i32), i64>,
 }
 
 /// Reads the marker and checkpoints. Malformed files are logged and ignored, which only makes startup scan more.
@@ -128,6 +135,7 @@ fn read_startup_state(dir: &Path) -> Result<StartupState, LogError> {
         marker,
         recovery_points: or_empty(read_offsets(dir, RECOVERY_POINT_CHECKPOINT))?,
         log_start_offsets: or_empty(read_offsets(dir, LOG_START_OFFSET_CHECKPOINT))?,
+        cleaner_offsets: or_empty(read_offsets(dir, CLEANER_OFFSET_CHECKPOINT))?,
     })
 }
 
@@ -238,10 +246,15 @@ impl LogManager {
             return Ok(());
         };
         log.close_for_deletion();
+        let had_cleaner_offset = log.first_dirty_offset() > 0;
         let target = self.shared.dir.join(format!("{topic}-{partition}.{}{DELETE_SUFFIX}", random_hex()));
         std::fs::rename(log.dir(), &target).map_err(io_err("rename for deletion", log.dir()))?;
         sync_dir(&self.shared.dir)?;
         delete_in_background(target);
+        // A topic re-created under this name must not inherit the old partition's first dirty offset.
+        if had_cleaner_offset {
+            self.checkpoint_cleaner_offsets()?;
+        }
         Ok(())
     }
 
@@ -254,6 +267,16 @@ impl LogManager {
     pub fn checkpoint(&self) -> Result<(), LogError> {
         let _serial = self.shared.shut_down.lock();
         self.shared.write_checkpoints()
+    }
+
+    /// Writes the cleaner-offset checkpoint atomically: every log's first dirty offset, for those the cleaner has
+    /// cleaned. Does nothing once the manager is shut down (shutdown writes it last).
+    pub fn checkpoint_cleaner_offsets(&self) -> Result<(), LogError> {
+        let shut_down = self.shared.shut_down.lock();
+        if *shut_down {
+            return Ok(());
+        }
+        self.shared.write_cleaner_checkpoint()
     }
 
     /// Clean shutdown: stop the flusher, flush and close every log (finalising time indexes), write the checkpoints,
@@ -281,6 +304,7 @@ impl LogManager {
             }
         }
         self.shared.write_checkpoints()?;
+        self.shared.write_cleaner_checkpoint()?;
         marker.sort();
         write_atomic(&self.shared.dir, CLEAN_SHUTDOWN_MARKER, format_rows(&marker).as_bytes())?;
         first_error.map_or(Ok(()), Err)
@@ -337,6 +361,18 @@ impl Shared {
         write_atomic(&self.dir, RECOVERY_POINT_CHECKPOINT, format_rows(&recovery_points).as_bytes())?;
         write_atomic(&self.dir, LOG_START_OFFSET_CHECKPOINT, format_rows(&log_start_offsets).as_bytes())
     }
+
+    fn write_cleaner_checkpoint(&self) -> Result<(), LogError> {
+        let mut rows: Vec<Row> = self
+            .logs()
+            .iter()
+            .map(|log| (log.topic_partition(), log.first_dirty_offset()))
+            .filter(|(_, offset)| *offset > 0)
+            .map(|((topic, partition), offset)| (topic, partition, vec![offset]))
+            .collect();
+        rows.sort();
+        write_atomic(&self.dir, CLEANER_OFFSET_CHECKPOINT, format_rows(&rows).as_bytes())
+    }
 }
 
 /// Rewrites the checkpoints every `interval` until the manager shuts down.
@@ -388,6 +424,7 @@ fn open_partition(
         mode,
         log_start_offset: startup.log_start_offsets.get(key).copied(),
         first_append_ms: clean.map(|v| v[2]).filter(|&ms| ms >= 0),
+        first_dirty_offset: startup.cleaner_offsets.get(key).copied(),
     };
     Log::open_with(path, config.clone(), options)
 }
@@ -422,7 +459,7 @@ fn random_hex() -> String {
 mod tests {
     use super::*;
     use crate::batch::Compression;
-    use crate::testing::{append_bytes, read_all, simple_batch};
+    use crate::testing::{append_bytes, read_all, simple_batch, BatchBuilder};
 
     fn config() -> LogConfig {
         LogConfig { segment_bytes: 4096, index_interval_bytes: 512, ..LogConfig::default() }
@@ -457,6 +494,80 @@ mod tests {
             }
         }
         logs
+    }
+
+    // Goal: the cleaner's progress survives a restart, so the restarted log has nothing to clean again; and the
+    // checkpoint is what makes it so. Method: a compacted partition of 60 updates of 5 keys over several segments,
+    // cleaned up to its active segment and checkpointed, then dropped without shutdown (a crash) and reopened: the
+    // first dirty offset is where the cleaning ended and the log is not dirty. New appends make only themselves
+    // dirty. The same files without the checkpoint count the whole log as dirty again.
+    #[test]
+    fn cleaner_progress_survives_a_restart() {
+        const NOW: i64 = 1_000_000;
+        let compacted = LogConfig { compact: true, ..config() };
+        let update = |log: &Log, i: usize| {
+            let key = format!("key-{}", i % 5);
+            let batch = BatchBuilder::new(NOW).record(Some(key.as_bytes()), Some(&[b'v'; 100]), 0).build();
+            append_bytes(log, batch, NOW).unwrap();
+        };
+        let root = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(root.path().to_path_buf(), compacted.clone()).unwrap();
+        let log = manager.get_or_create("table", 0, compacted.clone()).unwrap();
+        (0..60).for_each(|i| update(&log, i));
+        let cleaned = log.clean(NOW, 1 << 20).unwrap().expect("a dirty log");
+        assert_eq!(cleaned.first_dirty_offset, 0);
+        manager.checkpoint_cleaner_offsets().unwrap();
+        assert_eq!(log.cleanable(NOW).unwrap(), None);
+        drop(log);
+        drop(manager);
+
+        let manager = LogManager::open(root.path().to_path_buf(), compacted.clone()).unwrap();
+        let log = manager.get("table", 0).unwrap();
+        assert_eq!(log.first_dirty_offset(), cleaned.map_end_offset);
+        assert_eq!(log.cleanable(NOW).unwrap(), None, "a restart does not make the cleaned log dirty");
+        assert_eq!(log.clean(NOW, 1 << 20).unwrap(), None);
+        (60..120).for_each(|i| update(&log, i));
+        let next = log.clean(NOW, 1 << 20).unwrap().expect("the new appends are dirty");
+        assert_eq!(next.first_dirty_offset, cleaned.map_end_offset, "only what came after is cleaned");
+        manager.shutdown().unwrap();
+        drop(log);
+        drop(manager);
+
+        std::fs::remove_file(root.path().join(CLEANER_OFFSET_CHECKPOINT)).unwrap();
+        let manager = LogManager::open(root.path().to_path_buf(), compacted).unwrap();
+        let log = manager.get("table", 0).unwrap();
+        let dirty = log.cleanable(NOW).unwrap().expect("without the checkpoint the whole log is dirty");
+        assert_eq!(dirty.dirty_bytes, dirty.cleanable_bytes);
+    }
+
+    // Goal: a deleted partition's first dirty offset leaves the checkpoint, so a topic re-created under its name
+    // starts with everything dirty; an offset past a log's end is ignored.
+    #[test]
+    fn cleaner_checkpoint_forgets_deleted_partitions() {
+        let root = tempfile::tempdir().unwrap();
+        let compacted = LogConfig { compact: true, ..config() };
+        let manager = LogManager::open(root.path().to_path_buf(), compacted.clone()).unwrap();
+        let log = manager.get_or_create("table", 0, compacted.clone()).unwrap();
+        for i in 0..40 {
+            let batch = BatchBuilder::new(0).record(Some(format!("k{}", i % 3).as_bytes()), Some(&[1; 150]), 0).build();
+            append_bytes(&log, batch, 0).unwrap();
+        }
+        log.clean(0, 1 << 20).unwrap().expect("a dirty log");
+        manager.checkpoint_cleaner_offsets().unwrap();
+        let rows = read_offsets(root.path(), CLEANER_OFFSET_CHECKPOINT).unwrap();
+        assert_eq!(rows.get(&("table".to_string(), 0)), Some(&log.first_dirty_offset()));
+        drop(log);
+        manager.delete("table", 0).unwrap();
+        assert!(read_offsets(root.path(), CLEANER_OFFSET_CHECKPOINT).unwrap().is_empty());
+        drop(manager);
+
+        // A checkpoint naming an offset past the log end (written, say, before a crash cut the log short).
+        write_atomic(root.path(), CLEANER_OFFSET_CHECKPOINT, b"0\n1\nshort 0 1000\n").unwrap();
+        let log = Log::create(root.path().join("short-0"), compacted.clone()).unwrap();
+        append_bytes(&log, BatchBuilder::new(0).record(Some(b"k"), Some(b"v"), 0).build(), 0).unwrap();
+        drop(log);
+        let manager = LogManager::open(root.path().to_path_buf(), compacted).unwrap();
+        assert_eq!(manager.get("short", 0).unwrap().first_dirty_offset(), 0);
     }
 
     // Goal: an advanced log start offset hides older records and survives a restart through the checkpoint, clean

@@ -210,3 +210,120 @@ async fn consumer_offsets_is_compacted_and_keeps_the_newest_commit() {
     let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
     assert_eq!(committed.find_partition(TOPIC, 0).unwrap().offset(), Offset::Offset(400));
 }
+
+const CLEANER_IO: &str = "log.cleaner.io.max.bytes.per.second";
+
+/// IncrementalAlterConfigs on the cluster-wide broker default: SET `value`,
+/// or DELETE the key when `None`. Returns the error code and message.
+fn alter_cleaner_io(addr: &str, value: Option<&str>) -> (i16, String) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+    use kafka_protocol::protocol::StrBytes;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    const BROKER: i8 = 4;
+    let config = AlterableConfig::default()
+        .with_name(StrBytes::from_static_str(CLEANER_IO))
+        .with_config_operation(if value.is_some() { SET } else { DELETE })
+        .with_value(value.map(|v| StrBytes::from_string(v.to_string())));
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(BROKER)
+        .with_resource_name(StrBytes::from_static_str(""))
+        .with_configs(vec![config])]);
+    let response: IncrementalAlterConfigsResponse =
+        common::wire::roundtrip(addr, ApiKey::IncrementalAlterConfigs, 1, &request);
+    let result = &response.responses[0];
+    (result.error_code, result.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+}
+
+/// The cleaner I/O limit as DescribeConfigs reports it for this broker: value, source (rdkafka's name) and
+/// read-only flag.
+async fn describe_cleaner_io(addr: &str) -> (String, String, bool) {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", addr).create().expect("admin client");
+    let resources = admin.describe_configs(&[ResourceSpecifier::Broker(1)], &AdminOptions::new()).await.unwrap();
+    let resource = resources.into_iter().next().unwrap().expect("broker configs");
+    let entry = resource.get(CLEANER_IO).expect("the cleaner I/O limit is described");
+    (entry.value.clone().unwrap_or_default(), format!("{:?}", entry.source), entry.is_read_only)
+}
+
+/// Writes `count` acknowledged updates over 20 keys, 1 KiB each.
+async fn write_updates(producer: &FutureProducer, round: usize, count: usize) {
+    let value = "v".repeat(1024);
+    let sends: Vec<_> = (0..count)
+        .map(|i| {
+            let key = format!("key-{:02}", (i + round) % 20);
+            let (producer, value) = (producer.clone(), value.clone());
+            async move { put(&producer, &key, Some(&value)).await }
+        })
+        .collect();
+    for send in sends {
+        send.await;
+    }
+}
+
+/// Waits until the cleaner has run at least `runs` times in all.
+fn wait_for_cleanings(broker: &BrokerProcess, runs: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter(broker, "runnel_cleaner_runs_total") < runs {
+        assert!(Instant::now() < deadline, "the cleaner did not run {runs} times");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Goal: `log.cleaner.io.max.bytes.per.second` is a dynamic broker config:
+/// DescribeConfigs shows Kafka's default (unlimited), IncrementalAlterConfigs
+/// refuses a bad value naming the key, and sets and deletes it at run time
+/// without a restart; the running cleaner obeys each value at once.
+/// Method: a compacted topic with 64 KiB segments takes rounds of 1 MB of
+/// updates; the time the cleaner slept for the limit (the
+/// `runnel_cleaner_throttled_seconds` gauge) stays 0 while unlimited, grows
+/// by at least half of what the cleaned bytes cost at 1 MB/s once the limit
+/// is set, and stops growing once it is deleted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleaner_io_limit_is_a_dynamic_broker_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    create_compacted_topic(&broker, "65536").await;
+    let producer = broker.producer(&[("linger.ms", "5")]);
+    let (value, source, read_only) = describe_cleaner_io(&broker.addr).await;
+    assert_eq!(value.parse::<f64>().unwrap(), f64::MAX, "Kafka's default, Double.MAX_VALUE");
+    assert_eq!(source, "Default");
+    assert!(!read_only, "the cleaner I/O limit is dynamic");
+    let (code, message) = alter_cleaner_io(&broker.addr, Some("fast"));
+    assert_eq!(code, 40, "INVALID_CONFIG");
+    assert!(message.contains(CLEANER_IO), "the error names the key: {message}");
+
+    // Unlimited: the cleaner never sleeps.
+    write_updates(&producer, 0, 1000).await;
+    wait_for_cleanings(&broker, 1.0);
+    assert_eq!(counter(&broker, "runnel_cleaner_throttled_seconds"), 0.0);
+
+    // 1 MB/s: the next cleanings sleep for most of what their bytes cost.
+    assert_eq!(alter_cleaner_io(&broker.addr, Some("1000000")), (0, String::new()));
+    let (value, source, _) = describe_cleaner_io(&broker.addr).await;
+    assert_eq!((value.as_str(), source.as_str()), ("1000000", "DynamicDefaultBroker"));
+    let runs = counter(&broker, "runnel_cleaner_runs_total");
+    let bytes = |b: &BrokerProcess| {
+        counter(b, "runnel_cleaner_bytes_read_total") + counter(b, "runnel_cleaner_bytes_written_total")
+    };
+    let bytes_before = bytes(&broker);
+    write_updates(&producer, 1, 1000).await;
+    wait_for_cleanings(&broker, runs + 1.0);
+    let cost_s = (bytes(&broker) - bytes_before) / 1e6;
+    let throttled = counter(&broker, "runnel_cleaner_throttled_seconds");
+    assert!(cost_s > 0.5, "the cleaning read and wrote {cost_s} MB");
+    assert!(throttled >= cost_s / 2.0, "slept {throttled} s for {cost_s} s worth of cleaner I/O at 1 MB/s");
+
+    // Deleted: back to unlimited. A cleaning asleep when the change lands wakes within 100 ms.
+    assert_eq!(alter_cleaner_io(&broker.addr, None), (0, String::new()));
+    let (value, source, _) = describe_cleaner_io(&broker.addr).await;
+    assert_eq!((value.parse::<f64>().unwrap(), source.as_str()), (f64::MAX, "Default"));
+    let runs = counter(&broker, "runnel_cleaner_runs_total");
+    let throttled = counter(&broker, "runnel_cleaner_throttled_seconds");
+    write_updates(&producer, 2, 1000).await;
+    wait_for_cleanings(&broker, runs + 2.0);
+    let more = counter(&broker, "runnel_cleaner_throttled_seconds") - throttled;
+    assert!(more <= 0.2, "the cleaner slept {more} s more after the limit was deleted");
+}

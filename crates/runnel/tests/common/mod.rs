@@ -285,7 +285,8 @@ pub fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> (i64,
 }
 
 pub mod wire {
-    //! A minimal blocking Kafka connection for Fetch requests.
+    //! A minimal blocking Kafka connection for requests rdkafka does not send (a long-polling Fetch,
+    //! IncrementalAlterConfigs).
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::time::Duration;
@@ -297,6 +298,31 @@ pub mod wire {
     use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
     const VERSION: i16 = 12;
+
+    /// Sends one request of `api` at `version` on a new connection and decodes the response.
+    pub fn roundtrip<Req: Encodable, Resp: Decodable>(addr: &str, api: ApiKey, version: i16, request: &Req) -> Resp {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("runnel-tests")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, api.request_header_version(version)).unwrap();
+        request.encode(&mut body, version).unwrap();
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        stream.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).unwrap();
+        let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut response).unwrap();
+        let mut response = Bytes::from(response);
+        ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
+        Resp::decode(&mut response, version).unwrap()
+    }
 
     pub fn fetch(addr: &str, topic: &str, offset: i64, max_wait_ms: i32) -> FetchResponse {
         let mut stream = TcpStream::connect(addr).expect("connect");
