@@ -23,7 +23,53 @@ use crate::broker::Broker;
 use crate::error::ToErrorCode;
 use crate::group::CommitEntry;
 
-type PartitionOutcome = (i32, Result<(), i16>);
+/// A partition's index and whether it goes to the group (Ok) or was refused up front (the error code).
+pub(crate) type PartitionOutcome = (i32, Result<(), i16>);
+
+/// One partition of a commit, as OffsetCommit and TxnOffsetCommit both carry it.
+pub(crate) struct CommitPartition<'a> {
+    pub index: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<&'a str>,
+}
+
+/// The checks every commit makes before the group sees it: partitions of
+/// unknown topics get UNKNOWN_TOPIC_OR_PARTITION, metadata longer than
+/// `max_metadata` OFFSET_METADATA_TOO_LARGE. Returns the entries for the
+/// group and every partition's outcome, by topic.
+pub(crate) fn check_partitions<'a>(
+    broker: &Broker,
+    max_metadata: usize,
+    topics: impl Iterator<Item = (&'a TopicName, Vec<CommitPartition<'a>>)>,
+) -> (Vec<CommitEntry>, Vec<(TopicName, Vec<PartitionOutcome>)>) {
+    let mut entries = Vec::new();
+    let mut outcome = Vec::new();
+    for (name, requested) in topics {
+        let known = broker.topic(name);
+        let mut partitions = Vec::with_capacity(requested.len());
+        for p in requested {
+            let metadata = p.metadata.unwrap_or("");
+            let result = if known.as_ref().and_then(|t| t.partition(p.index)).is_none() {
+                Err(ResponseError::UnknownTopicOrPartition.code())
+            } else if metadata.len() > max_metadata {
+                Err(ResponseError::OffsetMetadataTooLarge.code())
+            } else {
+                entries.push(CommitEntry {
+                    topic: name.to_string(),
+                    partition: p.index,
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata: metadata.to_string(),
+                });
+                Ok(())
+            };
+            partitions.push((p.index, result));
+        }
+        outcome.push((name.clone(), partitions));
+    }
+    (entries, outcome)
+}
 
 /// Checks and appends the commit before the connection reads its next request
 /// (commits on one connection are stored in the order they were sent), then
@@ -33,32 +79,19 @@ pub async fn handle(
     req: OffsetCommitRequest,
 ) -> impl Future<Output = OffsetCommitResponse> + Send {
     let max_metadata = broker.groups.config.metadata_max_bytes;
-    // Per partition: Ok if it goes to the group, or the error code of a partition refused up front.
-    let mut entries = Vec::new();
-    let mut outcome: Vec<(TopicName, Vec<PartitionOutcome>)> = Vec::new();
-    for topic in &req.topics {
-        let known = broker.topic(&topic.name);
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("");
-            let result = if known.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
-                Err(ResponseError::UnknownTopicOrPartition.code())
-            } else if metadata.len() > max_metadata {
-                Err(ResponseError::OffsetMetadataTooLarge.code())
-            } else {
-                entries.push(CommitEntry {
-                    topic: topic.name.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: metadata.to_string(),
-                });
-                Ok(())
-            };
-            partitions.push((p.partition_index, result));
-        }
-        outcome.push((topic.name.clone(), partitions));
-    }
+    let (entries, outcome) = check_partitions(
+        &broker,
+        max_metadata,
+        req.topics.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| CommitPartition {
+                index: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (&t.name, partitions.collect())
+        }),
+    );
     let group_result = if entries.is_empty() && outcome.iter().all(|(_, ps)| ps.iter().all(|(_, r)| r.is_err())) {
         Ok(None)
     } else {

@@ -16,16 +16,14 @@ use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::TopicName;
 
 use crate::broker::Broker;
 use crate::error::ToErrorCode;
-use crate::group::{CommitEntry, OFFSETS_TOPIC};
+use crate::group::OFFSETS_TOPIC;
+use crate::handler::offset_commit::{check_partitions, CommitPartition};
 
 /// The first version whose clients know PRODUCER_FENCED (KIP-588).
 const FENCED_SINCE: i16 = 3;
-
-type PartitionOutcome = (i32, Result<(), i16>);
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -33,31 +31,19 @@ pub async fn handle(
     version: i16,
 ) -> impl Future<Output = TxnOffsetCommitResponse> + Send {
     let max_metadata = broker.groups.config.metadata_max_bytes;
-    let mut entries = Vec::new();
-    let mut outcome: Vec<(TopicName, Vec<PartitionOutcome>)> = Vec::new();
-    for topic in &req.topics {
-        let known = broker.topic(&topic.name);
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("");
-            let result = if known.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
-                Err(ResponseError::UnknownTopicOrPartition.code())
-            } else if metadata.len() > max_metadata {
-                Err(ResponseError::OffsetMetadataTooLarge.code())
-            } else {
-                entries.push(CommitEntry {
-                    topic: topic.name.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: metadata.to_string(),
-                });
-                Ok(())
-            };
-            partitions.push((p.partition_index, result));
-        }
-        outcome.push((topic.name.clone(), partitions));
-    }
+    let (entries, outcome) = check_partitions(
+        &broker,
+        max_metadata,
+        req.topics.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| CommitPartition {
+                index: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (&t.name, partitions.collect())
+        }),
+    );
     let b = broker.clone();
     let result = tokio::task::spawn_blocking(move || {
         let group = req.group_id.as_str();

@@ -325,8 +325,6 @@ pub mod wire {
     }
 
     pub fn fetch(addr: &str, topic: &str, offset: i64, max_wait_ms: i32) -> FetchResponse {
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let request = FetchRequest::default()
             .with_replica_id(kafka_protocol::messages::BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
@@ -339,24 +337,6 @@ pub mod wire {
                     .with_partition(0)
                     .with_fetch_offset(offset)
                     .with_partition_max_bytes(1 << 20)])]);
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::Fetch as i16)
-            .with_request_api_version(VERSION)
-            .with_correlation_id(1)
-            .with_client_id(Some(StrBytes::from_static_str("long-poll-test")));
-        let mut body = BytesMut::new();
-        header.encode(&mut body, ApiKey::Fetch.request_header_version(VERSION)).unwrap();
-        request.encode(&mut body, VERSION).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        stream.write_all(&frame).unwrap();
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).unwrap();
-        let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
-        stream.read_exact(&mut response).unwrap();
-        let mut response = Bytes::from(response);
-        ResponseHeader::decode(&mut response, ApiKey::Fetch.response_header_version(VERSION)).unwrap();
-        FetchResponse::decode(&mut response, VERSION).unwrap()
+        roundtrip(addr, ApiKey::Fetch, VERSION, &request)
     }
 }
