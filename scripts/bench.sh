@@ -10,6 +10,7 @@
 #   SECTIONS="baselines produce consume e2e restart loadgen compaction cleaner-latency transactions groups"
 #                    the sections to run (all by default)
 #   PYTHON=.venv/bin/python  the interpreter with confluent-kafka, for the groups section
+#   GROUP_CONFIGS="..."  the groups section's configurations (bench_groups.py --help)
 #   CLEANER_IO_MAX=60000000  log.cleaner.io.max.bytes.per.second of the
 #                    throttled configuration in the compaction section
 #
@@ -360,7 +361,7 @@ fi
 if want groups; then
 PYTHON=${PYTHON:-.venv/bin/python}
 log "## consumer groups: 10 members, 100 partitions, 2,000 records/s, $REPEAT rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-"$PYTHON" scripts/bench_groups.py --bin "$BIN" --repeat "$REPEAT" --dir "$DIR/groups" --out "$OUT/groups-runs.jsonl" 2> "$OUT/groups.err" | tee -a "$OUT/summary.txt"
+"$PYTHON" scripts/bench_groups.py --bin "$BIN" --repeat "$REPEAT" --dir "$DIR/groups" --out "$OUT/groups-runs.jsonl" ${GROUP_CONFIGS:+--configs "$GROUP_CONFIGS"} 2> "$OUT/groups.err" | tee -a "$OUT/summary.txt"
 log "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 

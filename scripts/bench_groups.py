@@ -24,7 +24,12 @@ Processes share CLOCK_MONOTONIC, so their timestamps compare. Every number
 is measured; a phase that does not complete within its timeout is reported
 as a timeout, not left out silently.
 
-Usage: bench_groups.py --bin target/release/runnel [--repeat 3] [--out DIR]
+Configurations: classic range (eager), classic cooperative-sticky, the
+consumer protocol at the broker's default heartbeat interval and at 500 ms;
+`--configs consumer-spread` starts consumer-protocol members 0.5 s apart,
+so their heartbeats are out of phase.
+
+Usage: bench_groups.py --bin target/release/runnel [--repeat 3] [--out FILE] [--configs "..."]
 """
 
 from __future__ import annotations
@@ -57,16 +62,22 @@ COMMIT_S = 3.0
 START_TIMEOUT_S = 90.0
 LEAVE_TIMEOUT_S = 60.0
 
-# name -> (consumer config, broker --set options)
-CONFIGS: dict[str, tuple[dict, dict]] = {
-    "classic-range": ({"group.protocol": "classic"}, {}),
+# name -> (consumer config, broker --set options, seconds between member starts)
+CONFIGS: dict[str, tuple[dict, dict, float]] = {
+    "classic-range": ({"group.protocol": "classic"}, {}, 0.0),
     "classic-cooperative-sticky": (
         {"group.protocol": "classic", "partition.assignment.strategy": "cooperative-sticky"},
         {},
+        0.0,
     ),
-    "consumer": ({"group.protocol": "consumer"}, {}),
-    "consumer-hb500": ({"group.protocol": "consumer"}, {"group.consumer.heartbeat.interval.ms": "500"}),
+    "consumer": ({"group.protocol": "consumer"}, {}, 0.0),
+    "consumer-hb500": ({"group.protocol": "consumer"}, {"group.consumer.heartbeat.interval.ms": "500"}, 0.0),
+    # Members started 0.5 s apart heartbeat spread over the 5 s interval, as
+    # in a group whose members came up at different times (not in the
+    # default set; its start time includes the 4.5 s of staggering).
+    "consumer-spread": ({"group.protocol": "consumer"}, {}, 0.5),
 }
+DEFAULT_CONFIGS = "classic-range classic-cooperative-sticky consumer consumer-hb500"
 
 
 # --- broker -----------------------------------------------------------------
@@ -106,13 +117,14 @@ class Broker:
 # --- a member (runs in its own process) ----------------------------------------
 
 
-def member_main(idx, bootstrap, topic, group, extra, start_evt, conn, events, records_from) -> None:
+def member_main(idx, bootstrap, topic, group, extra, delay, start_evt, conn, events, records_from) -> None:
     """One consumer: waits for the start, then consumes and reports assignment
     changes and the first record of each partition since its assignment on
     `events`; obeys commands on `conn` ("leave", ("commit", at, secs), "stop")."""
     from confluent_kafka import Consumer, TopicPartition
 
     start_evt.wait()
+    time.sleep(delay)
     owned: set[int] = set()
     seen: set[int] = set()  # owned partitions consumed since assigned
     positions: dict[int, int] = {}
@@ -327,7 +339,7 @@ def longest_gap(times: list[float], lo: float, hi: float, ending_after_lo: bool)
 
 
 def one_run(binary: str, work: Path, name: str) -> dict:
-    consumer_conf, broker_settings = CONFIGS[name]
+    consumer_conf, broker_settings, stagger = CONFIGS[name]
     broker = Broker(binary, work / "data", broker_settings)
     ctx = mp.get_context("spawn")
     procs, conns = [], []
@@ -353,7 +365,7 @@ def one_run(binary: str, work: Path, name: str) -> dict:
             parent, child = ctx.Pipe()
             p = ctx.Process(
                 target=member_main,
-                args=(i, broker.bootstrap, topic, group_id, consumer_conf, start_evt, child, events, records_from),
+                args=(i, broker.bootstrap, topic, group_id, consumer_conf, i * stagger, start_evt, child, events, records_from),
                 daemon=True,
             )
             p.start()
@@ -485,7 +497,10 @@ def report(runs: list[dict]) -> list[str]:
         if not rs:
             continue
         ok = [r for r in rs if "leave" in r]
-        lines.append(f"{name} (consumer {CONFIGS[name][0]}, broker {CONFIGS[name][1] or 'defaults'}): {len(rs)} runs")
+        conf, settings, stagger = CONFIGS[name]
+        lines.append(
+            f"{name} (consumer {conf}, broker {settings or 'defaults'}, members started {stagger} s apart): {len(rs)} runs"
+        )
         for r in rs:
             if "error" in r:
                 lines.append(f"  run failed: {r['error']}")
@@ -520,7 +535,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=int(os.environ.get("REPEAT", "3")))
     ap.add_argument("--dir", default="/tmp/runnel-bench-groups", help="where the broker's data goes")
     ap.add_argument("--out", help="file for one JSON line per run")
-    ap.add_argument("--configs", default=" ".join(CONFIGS), help="configurations to run")
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"configurations to run, of: {' '.join(CONFIGS)}")
     args = ap.parse_args()
     work = Path(args.dir)
     work.mkdir(parents=True, exist_ok=True)
