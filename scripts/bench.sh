@@ -7,8 +7,10 @@
 #   SECONDS_PER_RUN=15
 #   RESTART_GB="1 4" log sizes for the restart-after-SIGKILL measurement
 #   BENCH_DIR=/tmp/runnel-bench   where data files go (same disk as the baseline)
-#   SECTIONS="baselines produce consume e2e restart loadgen compaction cleaner-latency transactions"
+#   SECTIONS="baselines produce consume e2e restart loadgen compaction cleaner-latency transactions groups"
 #                    the sections to run (all by default)
+#   PYTHON=.venv/bin/python  the interpreter with confluent-kafka, for the groups section
+#   GROUP_CONFIGS="..."  the groups section's configurations (bench_groups.py --help)
 #   CLEANER_IO_MAX=60000000  log.cleaner.io.max.bytes.per.second of the
 #                    throttled configuration in the compaction section
 #
@@ -34,7 +36,7 @@ cargo build --release -p runnel >/dev/null
 
 log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
-SECTIONS=${SECTIONS:-"baselines produce consume e2e restart loadgen compaction cleaner-latency transactions"}
+SECTIONS=${SECTIONS:-"baselines produce consume e2e restart loadgen compaction cleaner-latency transactions groups"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 log "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%FT%TZ)"
 
@@ -349,6 +351,18 @@ for mode in "idempotent" "txn-10" "txn-100"; do
   done
   log "  $mode: records p50/p99/p999/max ms per run: $(awk '{printf "%s: %s/%s/%s/%s; ", $1, $2, $3, $4, $5}' "$DIR/rows")"
 done
+fi
+
+# --- consumer groups ---------------------------------------------------------------
+# scripts/bench_groups.py starts its own broker per run (default config but
+# for what a configuration names): start of 10 members over 100 partitions,
+# one member leaving, synchronous offset commits; classic (range and
+# cooperative-sticky) and the consumer protocol, configurations alternating.
+if want groups; then
+PYTHON=${PYTHON:-.venv/bin/python}
+log "## consumer groups: 10 members, 100 partitions, 2,000 records/s, $REPEAT rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"$PYTHON" scripts/bench_groups.py --bin "$BIN" --repeat "$REPEAT" --dir "$DIR/groups" --out "$OUT/groups-runs.jsonl" ${GROUP_CONFIGS:+--configs "$GROUP_CONFIGS"} 2> "$OUT/groups.err" | tee -a "$OUT/summary.txt"
+log "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
 
 rm -rf "$DIR"
