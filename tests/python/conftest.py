@@ -78,8 +78,10 @@ class RunnelBroker:
         cmd = self.command()
         with open(self.log_path, "ab") as log:
             log.write(f"\n==== test harness: starting {' '.join(cmd)}\n".encode())
+        # A fresh list and event per process: the previous process's reader
+        # thread may still be finishing and must not mark this one ready.
         self.stdout_lines = []
-        self._ready.clear()
+        self._ready = threading.Event()
         self.bootstrap = self.port = None
         stderr = open(self.log_path, "ab")
         try:
@@ -94,7 +96,9 @@ class RunnelBroker:
             )
         finally:
             stderr.close()
-        self._reader = threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_stdout, args=(self.proc, self.stdout_lines, self._ready), daemon=True
+        )
         self._reader.start()
         if self not in _BROKERS:
             _BROKERS.append(self)
@@ -125,13 +129,14 @@ class RunnelBroker:
         assert self.port != 0, "runnel reported port 0 instead of the bound port"
         return self
 
-    def _read_stdout(self, proc: subprocess.Popen) -> None:
+    @staticmethod
+    def _read_stdout(proc: subprocess.Popen, lines: list[str], ready: threading.Event) -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
-            self.stdout_lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-            self._ready.set()
+            lines.append(raw.decode(errors="replace").rstrip("\r\n"))
+            ready.set()
         proc.stdout.close()
-        self._ready.set()
+        ready.set()
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
