@@ -6,7 +6,7 @@
 # side; target/release/runnel or target/debug/runnel, or $RUNNEL_BIN). It
 # runs the image with a named volume, checks that the broker runs as the
 # non-root `runnel` user and reports ready, produces 1,000 records from the
-# host, stops the container with SIGTERM (docker stop) and checks for a clean
+# host into a new 3-partition topic, stops the container with SIGTERM (docker stop) and checks for a clean
 # exit, starts a new container on the same volume and checks that it started
 # clean and serves every record. Exits non-zero on any failure; removes its
 # containers and volume.
@@ -54,6 +54,7 @@ uid=$(docker exec "$NAME" id -u)
 [ "$uid" != "0" ] || fail "the broker runs as root"
 echo "broker runs as uid $uid; /health: $(curl -fsS "http://127.0.0.1:$HTTP/health")"
 
+"$BIN" topic create smoke --brokers "127.0.0.1:$PORT" --partitions 3 > /dev/null
 seq 1 1000 | "$BIN" produce smoke --brokers "127.0.0.1:$PORT" --acks all > /dev/null
 count=$("$BIN" consume smoke --brokers "127.0.0.1:$PORT" --from beginning --until-end --format '%s\n' | wc -l)
 [ "$count" -eq 1000 ] || fail "consumed $count records before the restart, expected 1000"
