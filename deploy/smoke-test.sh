@@ -6,9 +6,9 @@
 # side; target/release/runnel or target/debug/runnel, or $RUNNEL_BIN). It
 # runs the image with a named volume, checks that the broker runs as the
 # non-root `runnel` user and reports ready, produces 1,000 records from the
-# host into a new 3-partition topic, stops the container with SIGTERM (docker stop) and checks for a clean
-# exit, starts a new container on the same volume and checks that it started
-# clean and serves every record. Exits non-zero on any failure; removes its
+# host into a new 3-partition topic, stops the container with SIGTERM
+# (docker stop) and checks for a clean exit, starts a new container on the
+# same volume and checks that it started clean and serves every record. Exits non-zero on any failure; removes its
 # containers and volume.
 set -euo pipefail
 
