@@ -204,19 +204,32 @@ if [ -f "$PERF_DIR/src/librdkafka.a" ] && [ ! -x "$PERF_DIR/examples/rdkafka_per
   make -C "$PERF_DIR/examples" rdkafka_performance > /dev/null 2>&1 || true
 fi
 if [ -x "$PERF_DIR/examples/rdkafka_performance" ]; then
-  rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.flush.interval.messages=9223372036854775807
-  "$BIN" topic create gen --brokers "$ADDR" --partitions 4 > /dev/null
+  # Each run gets a fresh broker (no log or page cache inherited from the other
+  # generator), and the order alternates from round to round.
+  gen_run() { # ours|theirs: prints MB/s
+    rm -rf "$DIR/data"; start_broker "$DIR/data" --set log.flush.interval.messages=9223372036854775807
+    "$BIN" topic create gen --brokers "$ADDR" --partitions 4 > /dev/null
+    if [ "$1" = ours ]; then
+      "$BIN" bench produce --brokers "$ADDR" --topic gen --acks 1 --count 1000000 --producers "${LOADGEN_PRODUCERS:-1}" --json --quiet \
+        | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["mb_per_s"])'
+    else
+      "$PERF_DIR/examples/rdkafka_performance" -P -t gen -b "$ADDR" -s 1024 -c 1000000 -a 1 -X linger.ms=5 2>&1 \
+        | sed -n 's/.* msgs\/s and \([0-9.]*\) MB\/s.*/\1/p' | tail -1
+    fi
+    stop_broker; rm -rf "$DIR/data"
+  }
   : > "$DIR/gen"
   for i in $(seq 1 "$REPEAT"); do
-    ours=$("$BIN" bench produce --brokers "$ADDR" --topic gen --acks 1 --count 1000000 --json --quiet \
-      | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["mb_per_s"])')
-    theirs=$("$PERF_DIR/examples/rdkafka_performance" -P -t gen -b "$ADDR" -s 1024 -c 1000000 -a 1 -X linger.ms=5 2>&1 \
-      | sed -n 's/.* msgs\/s and \([0-9.]*\) MB\/s.*/\1/p' | tail -1)
+    if [ $((i % 2)) -eq 1 ]; then
+      ours=$(gen_run ours); theirs=$(gen_run theirs)
+    else
+      theirs=$(gen_run theirs); ours=$(gen_run ours)
+    fi
     echo "$ours $theirs" >> "$DIR/gen"
   done
-  log "  runnel bench produce, MB/s per run: $(cut -d' ' -f1 "$DIR/gen" | tr '\n' ' ')"
+  log "  runnel bench produce (--producers ${LOADGEN_PRODUCERS:-1}), MB/s per run: $(cut -d' ' -f1 "$DIR/gen" | tr '\n' ' ')"
   log "  rdkafka_performance -P, MB/s per run: $(cut -d' ' -f2 "$DIR/gen" | tr '\n' ' ')"
-  stop_broker
+  log "  ratio runnel/rdkafka_performance per round: $(python3 -c 'import sys; print(" ".join("%.2f" % (float(a) / float(b)) for a, b in (l.split() for l in open(sys.argv[1]) if l.strip())))' "$DIR/gen")"
 else
   log "  skipped: librdkafka is not built here (RUNNEL_TEST_ONLY=compat bash scripts/test.sh builds it)"
 fi
