@@ -98,6 +98,10 @@ impl Log {
         validated: &ValidatedBatches,
         base_offset: i64,
     ) -> Result<Checked, LogError> {
+        // Plain (non-idempotent) batches are the common case: nothing to check, nothing to allocate.
+        if validated.batches.iter().all(|b| b.producer_id == crate::producer::NO_PRODUCER_ID) {
+            return Ok(Checked::Write(Staged::default()));
+        }
         let mut next = base_offset;
         let batches: Vec<ProducerBatch> = validated
             .batches
@@ -108,9 +112,6 @@ impl Log {
                 batch
             })
             .collect();
-        if batches.iter().all(|b| b.producer_id == crate::producer::NO_PRODUCER_ID) {
-            return Ok(Checked::Write(Staged::default()));
-        }
         st.producers.check(&batches).map_err(|r| self.refused(r))
     }
 
@@ -225,8 +226,9 @@ impl Log {
     /// first offset is before `to`, ordered by first offset. A read_committed fetch returns them with its records.
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         let st = self.state.lock();
-        let mut found: Vec<AbortedTxn> =
-            st.aborted.iter().filter(|a| a.last_offset >= from && a.first_offset < to).copied().collect();
+        // Entries are in marker order, so those ending before `from` are skipped by a binary search.
+        let first = st.aborted.partition_point(|a| a.last_offset < from);
+        let mut found: Vec<AbortedTxn> = st.aborted[first..].iter().filter(|a| a.first_offset < to).copied().collect();
         found.sort_by_key(|a| (a.first_offset, a.producer_id));
         found
     }

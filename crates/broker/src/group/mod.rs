@@ -77,6 +77,21 @@ pub type LeaveOutcome = (Vec<Result<(), GroupError>>, Option<Written>);
 pub type OffsetDeleteOutcome = (Vec<(String, Vec<(i32, Result<(), OffsetDeleteError>)>)>, Option<Written>);
 
 /// Whether `topic` is one of the broker's internal topics.
+/// The member check of OffsetCommit and TxnOffsetCommit: a classic group's
+/// member and generation, or, in a consumer-protocol group, the member and
+/// its member epoch (sent as the generation).
+fn validate_member_commit(
+    group: &Group,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation: i32,
+) -> Result<(), GroupError> {
+    match &group.consumer {
+        Some(consumer) => consumer.validate_offsets(member_id, generation),
+        None => group.validate_commit(member_id, instance_id, generation),
+    }
+}
+
 pub fn is_internal_topic(topic: &str) -> bool {
     topic == OFFSETS_TOPIC || topic == crate::txn::TXN_TOPIC
 }
@@ -478,10 +493,7 @@ impl Coordinator {
             groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
         }
         let group = groups.get_mut(group_id).expect("inserted above");
-        match &group.consumer {
-            Some(consumer) => consumer.validate_offsets(member_id, generation)?,
-            None => group.validate_commit(member_id, instance_id, generation)?,
-        }
+        validate_member_commit(group, member_id, instance_id, generation)?;
         if entries.is_empty() {
             return Ok(None);
         }
@@ -533,11 +545,7 @@ impl Coordinator {
         let now_ms = now_ms();
         let groups = self.groups.lock();
         if let Some(group) = groups.get(group_id) {
-            // A consumer-protocol member commits with its member epoch as the generation.
-            match &group.consumer {
-                Some(consumer) => consumer.validate_offsets(member_id, generation)?,
-                None => group.validate_commit(member_id, instance_id, generation)?,
-            }
+            validate_member_commit(group, member_id, instance_id, generation)?;
         } else if generation >= 0 {
             return Err(GroupError::IllegalGeneration);
         }
