@@ -18,6 +18,7 @@ and the test errors. Processes are only ever signalled by their own PID.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -220,19 +221,29 @@ def runnel_binary() -> str:
     return runnel_bin()
 
 
-@pytest.fixture(scope="session")
-def session_broker(tmp_path_factory) -> RunnelBroker:
-    """The session's shared RunnelBroker object (most tests want ``broker``)."""
+@contextlib.contextmanager
+def running_broker(tmp_path_factory, name: str, settings: dict | None = None):
+    """A started broker with its own data directory and the log file
+    ``<name>-broker.stderr.log``; stopped with SIGTERM (and required to exit
+    cleanly) when the block ends. Module- and session-scoped fixtures use it."""
     log_dir = _log_dir(tmp_path_factory)
     log_dir.mkdir(parents=True, exist_ok=True)
     b = RunnelBroker(
-        "session",
-        data_dir=tmp_path_factory.mktemp("runnel-session") / "data",
-        log_path=log_dir / "session-broker.stderr.log",
+        name,
+        data_dir=tmp_path_factory.mktemp(f"runnel-{name}") / "data",
+        log_path=log_dir / f"{name}-broker.stderr.log",
+        settings=settings,
     )
     b.start()
     yield b
     b.stop(signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def session_broker(tmp_path_factory) -> RunnelBroker:
+    """The session's shared RunnelBroker object (most tests want ``broker``)."""
+    with running_broker(tmp_path_factory, "session") as b:
+        yield b
 
 
 @pytest.fixture(scope="session")

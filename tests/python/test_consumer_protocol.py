@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, To
 from confluent_kafka import ConsumerGroupType
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import RunnelBroker, _log_dir
+from conftest import RunnelBroker, _log_dir, running_broker
 from runnel_helpers import wait_until
 
 SETTINGS = {"group.consumer.heartbeat.interval.ms": "500", "group.initial.rebalance.delay.ms": "100"}
@@ -32,17 +32,8 @@ PARTITIONS = 6
 @pytest.fixture(scope="module")
 def kbroker(tmp_path_factory):
     """A broker for this module with a short consumer heartbeat interval."""
-    log_dir = _log_dir(tmp_path_factory)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    b = RunnelBroker(
-        "consumer-protocol",
-        data_dir=tmp_path_factory.mktemp("runnel-kip848") / "data",
-        log_path=log_dir / "consumer-protocol-broker.stderr.log",
-        settings=SETTINGS,
-    )
-    b.start()
-    yield b.bootstrap
-    b.stop(signal.SIGTERM)
+    with running_broker(tmp_path_factory, "consumer-protocol", SETTINGS) as b:
+        yield b.bootstrap
 
 
 def new_group() -> str:

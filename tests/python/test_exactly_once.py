@@ -30,7 +30,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import RunnelBroker, _log_dir
+from conftest import running_broker
 from kafka_proxy import DroppingProxy
 from runnel_helpers import wait_until
 
@@ -53,17 +53,8 @@ FAST_RECONNECT = {"reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 200, "
 @pytest.fixture(scope="module")
 def tbroker(tmp_path_factory):
     """The module's broker for the transaction tests."""
-    log_dir = _log_dir(tmp_path_factory)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    b = RunnelBroker(
-        "exactly-once",
-        data_dir=tmp_path_factory.mktemp("runnel-eos") / "data",
-        log_path=log_dir / "exactly-once-broker.stderr.log",
-        settings=TXN_SETTINGS,
-    )
-    b.start()
-    yield b.bootstrap
-    b.stop(signal.SIGTERM)
+    with running_broker(tmp_path_factory, "exactly-once", TXN_SETTINGS) as b:
+        yield b.bootstrap
 
 
 @pytest.fixture

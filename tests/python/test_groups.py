@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka import ConsumerGroupTopicPartitions
 
-from conftest import RunnelBroker, _log_dir
+from conftest import running_broker
 from runnel_helpers import wait_until
 
 SESSION_MS = 6000
@@ -50,17 +50,8 @@ GROUP_SUBSCRIBED_TO_TOPIC = 86
 @pytest.fixture(scope="module")
 def gbroker(tmp_path_factory):
     """A broker for this module with a short initial rebalance delay."""
-    log_dir = _log_dir(tmp_path_factory)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    b = RunnelBroker(
-        "groups",
-        data_dir=tmp_path_factory.mktemp("runnel-groups") / "data",
-        log_path=log_dir / "groups-broker.stderr.log",
-        settings=FAST_SETTINGS,
-    )
-    b.start()
-    yield b.bootstrap
-    b.stop(signal.SIGTERM)
+    with running_broker(tmp_path_factory, "groups", FAST_SETTINGS) as b:
+        yield b.bootstrap
 
 
 def new_group() -> str:
