@@ -66,7 +66,7 @@ docker rm "$NAME" > /dev/null
 
 start
 # The log directory's start-up report says whether the previous stop left the clean-shutdown marker.
-docker logs "$NAME" 2>&1 | grep "log directory opened" | grep -q "clean: true" \
+docker logs "$NAME" 2>&1 | grep "log directory opened" | grep "clean: true" >/dev/null \
   || fail "the second start was not a clean start"
 count=$("$BIN" consume smoke --brokers "127.0.0.1:$PORT" --from beginning --until-end --format '%s\n' | wc -l)
 [ "$count" -eq 1000 ] || fail "consumed $count records after the restart, expected 1000"

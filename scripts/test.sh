@@ -98,7 +98,7 @@ install_debian_packages() {
   fi
   local missing=() pkg
   for pkg in "${wanted[@]}"; do
-    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
+    if ! dpkg -s "$pkg" 2>/dev/null | grep '^Status: install ok installed' >/dev/null; then
       missing+=("$pkg")
     fi
   done

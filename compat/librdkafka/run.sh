@@ -175,7 +175,7 @@ start_broker() {
   local extra=()
   # A free port for the HTTP admin endpoint too (its default 9644 may be taken
   # by another broker), when the binary has one.
-  if "$TMP_ROOT/runnel" serve --help 2>/dev/null | grep -q -- '--http'; then
+  if "$TMP_ROOT/runnel" serve --help 2>/dev/null | grep -- '--http' >/dev/null; then
     extra+=(--http 127.0.0.1:0)
   fi
   mkdir -p "$data"
@@ -245,7 +245,9 @@ run_one() {
     status=TIMEOUT
   elif [ "$rc" -ne 0 ]; then
     status=FAILED
-  elif sed 's/\x1b\[[0-9;]*m//g' "$tlog" | grep -qE '^\| +[0-9]{4}_[^ ]+ +\| +PASSED'; then
+  # grep reads all of sed's output (no -q): under pipefail, a grep that quit
+  # at the first match could kill sed with SIGPIPE and turn a pass into a skip.
+  elif sed 's/\x1b\[[0-9;]*m//g' "$tlog" | grep -E '^\| +[0-9]{4}_[^ ]+ +\| +PASSED' >/dev/null; then
     status=PASSED
   else
     status=SKIPPED
