@@ -1,9 +1,10 @@
 //! EndTxn: commit or abort the producer's open transaction.
 //!
-//! The coordinator stores the decision, writes the markers into every
-//! partition of the transaction and stores the outcome; the answer waits
-//! until those writes are flushed. From v5 (transaction version 2, KIP-890)
-//! the epoch is bumped for every transaction and returned.
+//! The coordinator stores the decision (PrepareCommit or PrepareAbort); the
+//! answer goes out once that write is flushed, and the markers and the
+//! complete state follow in the background (see [`crate::txn`]), as Kafka
+//! answers once the decision is replicated. From v5 (transaction version 2,
+//! KIP-890) the epoch is bumped for every transaction and returned.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,10 +33,19 @@ pub async fn handle(
     })
     .await
     .expect("end txn does not panic");
+    let decided = match result {
+        Ok((answer, Some(prepared))) => Ok((answer, Some(crate::txn::spawn_completion(broker, prepared)))),
+        Ok((answer, None)) => Ok((answer, None)),
+        Err(e) => Err(e),
+    };
     async move {
-        let (code, answer) = match result {
-            Ok((answer, written)) => {
-                if crate::txn::durable(written).await {
+        let (code, answer) = match decided {
+            Ok((answer, decision)) => {
+                let stored = match decision {
+                    Some(stored) => stored.await.unwrap_or(false),
+                    None => true,
+                };
+                if stored {
                     (0, Some(answer))
                 } else {
                     (ResponseError::CoordinatorNotAvailable.code(), None)

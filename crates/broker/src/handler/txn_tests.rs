@@ -81,6 +81,14 @@ fn transactional_batch(pid: i64, epoch: i16) -> Bytes {
     Bytes::from(batch)
 }
 
+/// Ends a transaction through the coordinator, completed before it returns.
+async fn end(broker: &Arc<Broker>, id: &str, pid: i64, epoch: i16, commit: bool) {
+    let (_, prepared) = broker.txns.end_txn(broker, id, pid, epoch, commit, false).unwrap();
+    let prepared = prepared.expect("a decision");
+    assert!(prepared.written.expect("stored").durable().await, "the decision is stored");
+    crate::txn::complete(broker.clone(), prepared.metadata).await;
+}
+
 async fn produce_code(broker: &Arc<Broker>, id: Option<&str>, batch: Bytes) -> i16 {
     let req = ProduceRequest::default()
         .with_transactional_id(id.map(txn_id))
@@ -160,7 +168,7 @@ async fn transaction_handlers_encode_at_every_served_version() {
         let fenced = if v >= 2 { 90 } else { 47 };
         assert_eq!(codes(&r), vec![fenced, fenced], "v{v}: PRODUCER_FENCED or INVALID_PRODUCER_EPOCH");
         encode(ApiKey::AddPartitionsToTxn, v, ResponseKind::AddPartitionsToTxn(r));
-        broker.txns.end_txn(&broker, &id, pid, epoch, false, false).unwrap();
+        end(&broker, &id, pid, epoch, false).await;
     }
 
     for v in versions(ApiKey::AddOffsetsToTxn) {
@@ -192,7 +200,7 @@ async fn transaction_handlers_encode_at_every_served_version() {
         let r = add_offsets_to_txn::handle(broker.clone(), req.with_producer_epoch(epoch + 1), v).await.await;
         assert_eq!(r.error_code, if v >= 2 { 90 } else { 47 }, "v{v}");
         encode(ApiKey::AddOffsetsToTxn, v, ResponseKind::AddOffsetsToTxn(r));
-        broker.txns.end_txn(&broker, &id, pid, epoch, true, false).unwrap();
+        end(&broker, &id, pid, epoch, true).await;
     }
     let found = broker.groups.fetch_offsets("g", Some(vec![("t".into(), vec![0])]));
     assert_eq!(found[0].1[0].1.as_ref().map(|o| o.offset), Some(3), "committed with the transaction");

@@ -41,6 +41,21 @@ fn tp(topic: &str, index: i32) -> (String, i32) {
     (topic.to_string(), index)
 }
 
+/// Completes decided transactions on this thread (what [`complete`] does in
+/// the background).
+fn complete_all(broker: &Broker, prepared: impl IntoIterator<Item = Prepared>) {
+    let mut txns = broker.txns.txns.lock();
+    for p in prepared {
+        broker.txns.complete_now(broker, &mut txns, p).unwrap();
+    }
+}
+
+/// EndTxn (transaction version 0), completed before it returns.
+fn end(broker: &Broker, id: &str, producer_id: i64, epoch: i16, commit: bool) {
+    let (_, prepared) = broker.txns.end_txn(broker, id, producer_id, epoch, commit, false).unwrap();
+    complete_all(broker, prepared);
+}
+
 /// Goal: producer ids never repeat, across restarts too, and come from
 /// blocks reserved in the metadata log. Method: hand out ids, reopen, hand
 /// out more.
@@ -78,13 +93,13 @@ fn transactions_write_markers_and_reload() {
     let pid = pe.producer_id;
     broker.txns.add_partitions(&broker, "tx", pid, 0, &[tp("t", 0), tp("t", 1)]).unwrap();
     assert_eq!(broker.txns.verify("tx", pid, 0, &tp("t", 1)), Ok(()));
-    broker.txns.end_txn(&broker, "tx", pid, 0, true, false).unwrap();
+    end(&broker, "tx", pid, 0, true);
     assert_eq!(markers(&partition(&broker, 0)), vec![(pid, true)]);
     assert_eq!(markers(&partition(&broker, 1)), vec![(pid, true)]);
     assert_eq!(broker.txns.describe("tx").unwrap().state, TxnState::CompleteCommit);
 
     broker.txns.add_partitions(&broker, "tx", pid, 0, &[tp("t", 1)]).unwrap();
-    broker.txns.end_txn(&broker, "tx", pid, 0, false, false).unwrap();
+    end(&broker, "tx", pid, 0, false);
     assert_eq!(markers(&partition(&broker, 0)), vec![(pid, true)], "only the transaction's partitions");
     assert_eq!(markers(&partition(&broker, 1)), vec![(pid, true), (pid, false)]);
 
@@ -130,7 +145,7 @@ fn timed_out_transactions_are_aborted() {
     broker.txns.add_partitions(&broker, "slow", slow.producer_id, 0, &[tp("t", 0)]).unwrap();
     broker.txns.add_partitions(&broker, "fast", fast.producer_id, 0, &[tp("t", 1)]).unwrap();
     std::thread::sleep(Duration::from_millis(5));
-    broker.txns.abort_timed_out(&broker);
+    complete_all(&broker, broker.txns.abort_timed_out(&broker));
     assert_eq!(markers(&partition(&broker, 0)), vec![(slow.producer_id, false)]);
     assert!(markers(&partition(&broker, 1)).is_empty());
     assert_eq!(broker.txns.describe("slow").unwrap().state, TxnState::CompleteAbort);
@@ -195,13 +210,13 @@ fn transactional_offsets_wait_for_the_marker() {
     assert_eq!(committed(&broker), None, "pending until the marker");
     let unstable = broker.groups.pending_txn_partitions("g");
     assert!(unstable.contains(&tp("t", 0)), "OffsetFetch with require_stable sees it as unstable");
-    broker.txns.end_txn(&broker, "tx", pid, 0, true, false).unwrap();
+    end(&broker, "tx", pid, 0, true);
     assert_eq!(committed(&broker), Some(5));
     assert!(broker.groups.pending_txn_partitions("g").is_empty());
     // Aborted transaction.
     broker.txns.add_partitions(&broker, "tx", pid, 0, std::slice::from_ref(&offsets_partition)).unwrap();
     broker.groups.txn_commit(flusher, "g", "", None, -1, (pid, 0), &[entry(9)]).unwrap();
-    broker.txns.end_txn(&broker, "tx", pid, 0, false, false).unwrap();
+    end(&broker, "tx", pid, 0, false);
     assert_eq!(committed(&broker), Some(5), "an abort drops the offsets");
     // Open at the restart.
     broker.txns.add_partitions(&broker, "tx", pid, 0, std::slice::from_ref(&offsets_partition)).unwrap();
@@ -211,11 +226,54 @@ fn transactional_offsets_wait_for_the_marker() {
 
     let broker = open(dir.path());
     assert_eq!(committed(&broker), Some(5), "the open commit stays pending after the restart");
-    broker.txns.end_txn(&broker, "tx", pid, 0, true, false).unwrap();
+    end(&broker, "tx", pid, 0, true);
     assert_eq!(committed(&broker), Some(12));
     broker.shutdown().unwrap();
     drop(broker);
     let broker = open(dir.path());
     assert_eq!(committed(&broker), Some(12), "replayed: applied at its marker");
+    broker.shutdown().unwrap();
+}
+
+/// Goal: EndTxn is answered once its decision is durable and the markers
+/// follow in the background; a next transaction's AddPartitionsToTxn sent
+/// right after the answer waits for that completion instead of getting
+/// CONCURRENT_TRANSACTIONS. Method: the handler's path (`spawn_completion`),
+/// then AddPartitionsToTxn at once, many times over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_transaction_waits_for_the_background_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let (pe, _) = broker.txns.init_producer_id(&broker, Some("tx"), 10_000, None).unwrap();
+    let pid = pe.producer_id;
+    const ROUNDS: usize = 20;
+    for round in 0..ROUNDS {
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || b.txns.add_partitions(&b, "tx", pid, 0, &[tp("t", 0), tp("t", 1)]))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: the next transaction was refused: {e}"));
+        let b = broker.clone();
+        let (_, prepared) =
+            tokio::task::spawn_blocking(move || b.txns.end_txn(&b, "tx", pid, 0, round % 2 == 0, false))
+                .await
+                .unwrap()
+                .unwrap();
+        let decided = spawn_completion(broker.clone(), prepared.expect("a decision to complete"));
+        assert!(decided.await.unwrap(), "the decision is stored");
+    }
+    // The last completion may still run; a request for the id waits for it.
+    let b = broker.clone();
+    let state = tokio::task::spawn_blocking(move || {
+        let mut txns = b.txns.txns.lock();
+        b.txns.wait_settled(&mut txns, "tx");
+        txns["tx"].state
+    })
+    .await
+    .unwrap();
+    assert_eq!(state, TxnState::CompleteAbort);
+    let expected: Vec<(i64, bool)> = (0..ROUNDS).map(|round| (pid, round % 2 == 0)).collect();
+    assert_eq!(markers(&partition(&broker, 0)), expected);
+    assert_eq!(markers(&partition(&broker, 1)), expected);
     broker.shutdown().unwrap();
 }

@@ -8,14 +8,20 @@
 //! [`state`], then, with the map still locked, appends the new state to the
 //! id's `__transaction_state` partition (partition = Java hash of the id
 //! modulo `transaction.state.log.num.partitions`) and only then puts it in
-//! the map. Ending a transaction stores PrepareCommit or PrepareAbort, writes
-//! a marker (control batch) straight into every partition of the
+//! the map. Ending a transaction stores PrepareCommit or PrepareAbort; once
+//! that decision is durable the client gets its answer and [`complete`]
+//! writes a marker (control batch) straight into every partition of the
 //! transaction with [`runnel_log::Log::append_marker`] (for
 //! `__consumer_offsets` partitions the group coordinator then applies or
-//! drops the transaction's offsets), and stores CompleteCommit or
-//! CompleteAbort. A marker write that fails leaves the transaction prepared;
-//! the timer task retries it, and clients get CONCURRENT_TRANSACTIONS until
-//! then.
+//! drops the transaction's offsets) and, once the markers are durable,
+//! stores CompleteCommit or CompleteAbort. The order matters for a crash at
+//! any point: markers never reach a disk before the decision they carry out,
+//! and the complete state never before its markers. A request for an id
+//! whose transaction is still completing waits for it (up to
+//! [`COMPLETION_WAIT`]) instead of answering CONCURRENT_TRANSACTIONS at once,
+//! which would make the client back off. A marker write that fails leaves
+//! the transaction prepared; the timer task retries it, and clients get
+//! CONCURRENT_TRANSACTIONS until then.
 //!
 //! On start [`TxnCoordinator::load`] replays `__transaction_state` (last
 //! value per id wins, tombstones delete) and completes every transaction
@@ -40,13 +46,13 @@ mod coordinator_tests;
 #[cfg(test)]
 mod state_tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use runnel_log::{ControlType, LogError};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
@@ -63,6 +69,11 @@ pub const TXN_TOPIC: &str = "__transaction_state";
 /// The coordinator epoch written into markers. One node, one coordinator:
 /// the epoch never changes.
 pub const COORDINATOR_EPOCH: i32 = 0;
+
+/// How long a request for a transactional id whose transaction is completing
+/// (markers being written) waits for it before answering
+/// CONCURRENT_TRANSACTIONS. Completion takes one flush round of the markers.
+pub const COMPLETION_WAIT: Duration = Duration::from_secs(1);
 
 /// Metric names of the coordinator.
 pub const TRANSACTIONS_OPEN: &str = "runnel_transactions_open";
@@ -99,16 +110,47 @@ pub struct ProducerIdAndEpoch {
     pub epoch: i16,
 }
 
+/// A transaction whose end is decided (PrepareCommit or PrepareAbort stored)
+/// and not yet complete.
+#[derive(Debug)]
+pub struct Prepared {
+    pub metadata: TxnMetadata,
+    /// The write of the decision, when this request made it; markers go out
+    /// once it is durable.
+    pub written: Option<Written>,
+}
+
 /// The transaction coordinator.
 pub struct TxnCoordinator {
     pub config: TxnConfig,
     txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// Ids whose markers a [`complete`] call is writing (locked after `txns`).
+    completing: Mutex<HashSet<String>>,
+    /// Signalled, with `txns` locked, whenever a transaction completes.
+    settled: Condvar,
     partitions: OnceLock<Vec<Arc<Partition>>>,
 }
 
 impl TxnCoordinator {
     pub fn new(config: TxnConfig) -> TxnCoordinator {
-        TxnCoordinator { config, txns: Mutex::new(HashMap::new()), partitions: OnceLock::new() }
+        TxnCoordinator {
+            config,
+            txns: Mutex::new(HashMap::new()),
+            completing: Mutex::new(HashSet::new()),
+            settled: Condvar::new(),
+            partitions: OnceLock::new(),
+        }
+    }
+
+    /// Waits, with the map locked, while `id`'s transaction is prepared (its
+    /// markers being written), up to [`COMPLETION_WAIT`]. Blocking.
+    fn wait_settled(&self, txns: &mut MutexGuard<'_, HashMap<String, TxnMetadata>>, id: &str) {
+        let deadline = Instant::now() + COMPLETION_WAIT;
+        while txns.get(id).is_some_and(|m| m.state.is_prepare()) {
+            if self.settled.wait_until(txns, deadline).timed_out() {
+                return;
+            }
+        }
     }
 
     fn partition(&self, transactional_id: &str) -> Result<&Arc<Partition>, TxnError> {
@@ -154,14 +196,10 @@ impl TxnCoordinator {
         for m in prepared {
             let m = if m.state == TxnState::PrepareEpochFence { m.fenced_abort(now) } else { m };
             tracing::info!(transactional_id = %m.transactional_id, state = m.state.name(), "completing a transaction found prepared");
-            match self.finish(broker, &m) {
-                Ok((done, _)) => {
-                    txns.insert(m.transactional_id.clone(), done);
-                }
-                Err(e) => {
-                    tracing::warn!(transactional_id = %m.transactional_id, error = %e, "transaction left prepared; retried later");
-                    txns.insert(m.transactional_id.clone(), m);
-                }
+            txns.insert(m.transactional_id.clone(), m.clone());
+            let id = m.transactional_id.clone();
+            if let Err(e) = self.complete_now(broker, &mut txns, Prepared { metadata: m, written: None }) {
+                tracing::warn!(transactional_id = %id, error = %e, "transaction left prepared; retried later");
             }
         }
         tracing::info!(
@@ -206,31 +244,93 @@ impl TxnCoordinator {
         Ok(written)
     }
 
-    /// Markers, then the complete state, for a prepared transaction.
-    fn finish(&self, broker: &Broker, prepared: &TxnMetadata) -> Result<(TxnMetadata, Vec<Written>), TxnError> {
-        let mut written = self.write_markers(broker, prepared)?;
-        let done = prepared.completed(now_ms());
-        written.push(self.store(broker, &done.transactional_id, Some(&done))?);
-        let result = if done.state == TxnState::CompleteCommit { "commit" } else { "abort" };
-        metrics::counter!(TRANSACTIONS_ENDED, "result" => result).increment(1);
-        tracing::debug!(transactional_id = %done.transactional_id, producer_id = done.producer_id, result, "transaction ended");
-        Ok((done, written))
-    }
-
-    /// Stores `prepared` and finishes it, keeping the map current at every
-    /// step; a failure after the prepare leaves it prepared for the retry.
-    fn prepare_and_finish(
+    /// Stores the decision `prepared` and puts it in the map.
+    fn prepare(
         &self,
         broker: &Broker,
         txns: &mut HashMap<String, TxnMetadata>,
         prepared: TxnMetadata,
-    ) -> Result<Vec<Written>, TxnError> {
-        let id = prepared.transactional_id.clone();
-        self.store(broker, &id, Some(&prepared))?;
-        txns.insert(id.clone(), prepared.clone());
-        let (done, written) = self.finish(broker, &prepared)?;
-        txns.insert(id, done);
-        Ok(written)
+    ) -> Result<Prepared, TxnError> {
+        let written = self.store(broker, &prepared.transactional_id, Some(&prepared))?;
+        txns.insert(prepared.transactional_id.clone(), prepared.clone());
+        Ok(Prepared { metadata: prepared, written: Some(written) })
+    }
+
+    /// Stores the complete state of `prepared`, whose markers are durable,
+    /// and wakes the requests waiting for it.
+    fn store_completion(
+        &self,
+        broker: &Broker,
+        txns: &mut HashMap<String, TxnMetadata>,
+        prepared: &TxnMetadata,
+    ) -> Result<(), TxnError> {
+        let done = prepared.completed(now_ms());
+        self.store(broker, &done.transactional_id, Some(&done))?;
+        let result = if done.state == TxnState::CompleteCommit { "commit" } else { "abort" };
+        metrics::counter!(TRANSACTIONS_ENDED, "result" => result).increment(1);
+        tracing::debug!(transactional_id = %done.transactional_id, producer_id = done.producer_id, result, "transaction ended");
+        txns.insert(done.transactional_id.clone(), done);
+        self.settled.notify_all();
+        Ok(())
+    }
+
+    /// Completes `prepared` on this thread, with the map held: the decision
+    /// flushed, the markers written and flushed, the complete state stored.
+    /// For start-up and fencing, which are rare; a failure leaves the
+    /// transaction prepared for the timer to retry. Blocking.
+    fn complete_now(
+        &self,
+        broker: &Broker,
+        txns: &mut HashMap<String, TxnMetadata>,
+        prepared: Prepared,
+    ) -> Result<(), TxnError> {
+        let id = &prepared.metadata.transactional_id;
+        let flush = |written: &[Written]| -> Result<(), TxnError> {
+            for w in written.iter().filter(|w| w.wait_for_flush) {
+                w.partition.log.flush().map_err(|e| {
+                    tracing::error!(transactional_id = %id, topic = %w.partition.topic, error = %e, "cannot flush a transaction write");
+                    TxnError::CoordinatorNotAvailable
+                })?;
+            }
+            Ok(())
+        };
+        flush(prepared.written.as_slice())?;
+        flush(&self.write_markers(broker, &prepared.metadata)?)?;
+        self.store_completion(broker, txns, &prepared.metadata)
+    }
+
+    /// The first half of [`complete`]: claims the prepared transaction and
+    /// writes its markers. `None` when it is no longer in the map as
+    /// `prepared` or another call is completing it. Blocking.
+    fn write_completion_markers(
+        &self,
+        broker: &Broker,
+        prepared: &TxnMetadata,
+    ) -> Result<Option<Vec<Written>>, TxnError> {
+        let txns = self.txns.lock();
+        let id = &prepared.transactional_id;
+        if txns.get(id) != Some(prepared) || !self.completing.lock().insert(id.clone()) {
+            return Ok(None);
+        }
+        self.write_markers(broker, prepared)
+            .inspect_err(|_| {
+                self.completing.lock().remove(id);
+            })
+            .map(Some)
+    }
+
+    /// The second half of [`complete`]: stores the complete state once the
+    /// markers are `durable`. Blocking.
+    fn finish_completion(&self, broker: &Broker, prepared: &TxnMetadata, durable: bool) -> Result<(), TxnError> {
+        let mut txns = self.txns.lock();
+        self.completing.lock().remove(&prepared.transactional_id);
+        if !durable {
+            return Err(TxnError::CoordinatorNotAvailable);
+        }
+        if txns.get(&prepared.transactional_id) != Some(prepared) {
+            return Ok(());
+        }
+        self.store_completion(broker, &mut txns, prepared)
     }
 
     /// InitProducerId. Without a transactional id: a fresh producer id at
@@ -261,6 +361,7 @@ impl TxnCoordinator {
         }
         let now = now_ms();
         let mut txns = self.txns.lock();
+        self.wait_settled(&mut txns, id);
         let next = match txns.get(id) {
             // A new id. A producer recovering an id this coordinator no longer
             // knows (expired) gets a new producer id too, as Kafka answers.
@@ -279,7 +380,8 @@ impl TxnCoordinator {
                     );
                     self.store(broker, id, Some(&fenced))?;
                     txns.insert(id.to_string(), fenced.clone());
-                    self.prepare_and_finish(broker, &mut txns, fenced.fenced_abort(now_ms()))?;
+                    let prepared = self.prepare(broker, &mut txns, fenced.fenced_abort(now_ms()))?;
+                    self.complete_now(broker, &mut txns, prepared)?;
                     return Err(TxnError::ConcurrentTransactions);
                 }
             },
@@ -304,6 +406,7 @@ impl TxnCoordinator {
             return Err(TxnError::InvalidRequest);
         }
         let mut txns = self.txns.lock();
+        self.wait_settled(&mut txns, transactional_id);
         let current = txns.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
         let Some(next) = current.plan_add(producer_id, epoch, partitions, now_ms())? else {
             return Ok(None);
@@ -327,9 +430,10 @@ impl TxnCoordinator {
         current.verify(producer_id, epoch, partition)
     }
 
-    /// EndTxn: commits or aborts the open transaction. With transaction
-    /// version 2 (`tv2`) the epoch is bumped and the new one returned.
-    /// Blocking.
+    /// EndTxn: decides to commit or abort the open transaction and returns
+    /// the decision to complete with [`spawn_completion`] (none for a retry
+    /// of an ended transaction). With transaction version 2 (`tv2`) the epoch
+    /// is bumped and the new one returned. Blocking.
     pub fn end_txn(
         &self,
         broker: &Broker,
@@ -338,11 +442,12 @@ impl TxnCoordinator {
         epoch: i16,
         commit: bool,
         tv2: bool,
-    ) -> Result<(ProducerIdAndEpoch, Vec<Written>), TxnError> {
+    ) -> Result<(ProducerIdAndEpoch, Option<Prepared>), TxnError> {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
         let mut txns = self.txns.lock();
+        self.wait_settled(&mut txns, transactional_id);
         let current = txns.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
         let new_id = || {
             broker.allocate_producer_id().map_err(|e| {
@@ -353,11 +458,10 @@ impl TxnCoordinator {
         let plan = current.plan_end(producer_id, epoch, commit, tv2, now_ms(), new_id)?;
         let answer = |m: &TxnMetadata| ProducerIdAndEpoch { producer_id: m.producer_id, epoch: m.producer_epoch };
         match plan {
-            EndPlan::AlreadyDone => Ok((answer(current), Vec::new())),
+            EndPlan::AlreadyDone => Ok((answer(current), None)),
             EndPlan::Prepare(prepared) => {
                 let result = answer(&prepared);
-                let written = self.prepare_and_finish(broker, &mut txns, prepared)?;
-                Ok((result, written))
+                Ok((result, Some(self.prepare(broker, &mut txns, prepared)?)))
             }
         }
     }
@@ -374,18 +478,21 @@ impl TxnCoordinator {
         all
     }
 
-    /// Aborts transactions open past their timeout, under a bumped epoch,
-    /// and retries transactions left prepared. Blocking.
-    pub fn abort_timed_out(&self, broker: &Broker) {
+    /// Decides to abort the transactions open past their timeout, under a
+    /// bumped epoch; returns them with the transactions left prepared by a
+    /// failed completion, all to complete with [`spawn_completion`].
+    /// Blocking.
+    pub fn abort_timed_out(&self, broker: &Broker) -> Vec<Prepared> {
         let now = now_ms();
         let mut txns = self.txns.lock();
         let ids: Vec<String> = txns.keys().cloned().collect();
+        let mut to_complete = Vec::new();
         for id in ids {
             let current = txns[&id].clone();
-            let outcome = if current.state.is_prepare() {
-                self.finish(broker, &current).map(|(done, _)| {
-                    txns.insert(id.clone(), done);
-                })
+            if current.state.is_prepare() {
+                if !self.completing.lock().contains(&id) {
+                    to_complete.push(Prepared { metadata: current, written: None });
+                }
             } else if let Some(prepared) = current.plan_timeout(now) {
                 tracing::info!(
                     transactional_id = %id,
@@ -394,14 +501,13 @@ impl TxnCoordinator {
                     "aborting a transaction open past its timeout"
                 );
                 metrics::counter!(TRANSACTION_TIMEOUTS).increment(1);
-                self.prepare_and_finish(broker, &mut txns, prepared).map(drop)
-            } else {
-                Ok(())
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(transactional_id = %id, error = %e, "transaction not completed; retried later");
+                match self.prepare(broker, &mut txns, prepared) {
+                    Ok(prepared) => to_complete.push(prepared),
+                    Err(e) => tracing::warn!(transactional_id = %id, error = %e, "abort not stored; retried later"),
+                }
             }
         }
+        to_complete
     }
 
     /// Removes ids idle for `transactional.id.expiration.ms`. Blocking.
@@ -507,6 +613,48 @@ impl ProduceTxn<'_> {
     }
 }
 
+/// Completes a prepared transaction whose decision is durable: its markers,
+/// then, once they are durable, its complete state. A failure leaves it
+/// prepared for the timer task to retry.
+pub async fn complete(broker: Arc<Broker>, prepared: TxnMetadata) {
+    let (b, p) = (broker.clone(), prepared.clone());
+    let markers = tokio::task::spawn_blocking(move || b.txns.write_completion_markers(&b, &p))
+        .await
+        .expect("marker writes do not panic");
+    let outcome = match markers {
+        Ok(Some(markers)) => {
+            let markers_durable = durable(markers).await;
+            let p = prepared.clone();
+            tokio::task::spawn_blocking(move || broker.txns.finish_completion(&broker, &p, markers_durable))
+                .await
+                .expect("completions do not panic")
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(transactional_id = %prepared.transactional_id, error = %e, "transaction left prepared; retried later");
+    }
+}
+
+/// Completes `prepared` in the background once its decision is durable; the
+/// receiver learns whether the decision was stored durably (the EndTxn
+/// answer). Runs to the end even if nobody waits for the answer.
+pub fn spawn_completion(broker: Arc<Broker>, prepared: Prepared) -> oneshot::Receiver<bool> {
+    let (decided, answer) = oneshot::channel();
+    tokio::spawn(async move {
+        let stored = match prepared.written {
+            Some(w) => w.durable().await,
+            None => true,
+        };
+        let _ = decided.send(stored);
+        if stored {
+            complete(broker, prepared.metadata).await;
+        }
+    });
+    answer
+}
+
 /// Waits until every write is on stable storage; false if a log failed.
 pub async fn durable(written: Vec<Written>) -> bool {
     let mut ok = true;
@@ -527,9 +675,12 @@ pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(config.abort_interval) => {}
         }
         let b = broker.clone();
-        tokio::task::spawn_blocking(move || b.txns.abort_timed_out(&b))
+        let to_complete = tokio::task::spawn_blocking(move || b.txns.abort_timed_out(&b))
             .await
             .expect("transaction timeouts do not panic");
+        for prepared in to_complete {
+            drop(spawn_completion(broker.clone(), prepared));
+        }
         if tokio::time::Instant::now() >= next_removal {
             let b = broker.clone();
             tokio::task::spawn_blocking(move || b.txns.expire_ids(&b)).await.expect("id expiry does not panic");
