@@ -13,6 +13,7 @@
 #   GROUP_CONFIGS="..."  the groups section's configurations (bench_groups.py --help)
 #   CLEANER_IO_MAX=60000000  log.cleaner.io.max.bytes.per.second of the
 #                    throttled configuration in the compaction section
+#   TXN_PRODUCERS=2  producers of each configuration in the transactions section
 #
 # Baselines measured in the same run: the disk's sequential write rate with
 # and without fdatasync (dd, fio), and loopback TCP throughput (iperf3).
@@ -319,7 +320,8 @@ fi
 # fresh broker (default config: fsync before ack) so no run inherits the
 # previous one's log or dirty pages, and the ratio is taken per round.
 if want transactions; then
-log "## transactions: 1 KiB records, acks=all, ${SECS}s per run, $REPEAT rounds, 4 partitions, 2 producers"
+TXN_PRODUCERS=${TXN_PRODUCERS:-2}
+log "## transactions: 1 KiB records, acks=all, ${SECS}s per run, $REPEAT rounds, 4 partitions, $TXN_PRODUCERS producers"
 : > "$DIR/idem"; : > "$DIR/txn100"; : > "$DIR/txn10000"
 fresh_run() { # rows file, produce_run args...
   local rows=$1; shift
@@ -328,9 +330,9 @@ fresh_run() { # rows file, produce_run args...
   stop_broker; rm -rf "$DIR/data"
 }
 for i in $(seq 1 "$REPEAT"); do
-  fresh_run "$DIR/idem" idem all --partitions 4 --producers 2 --idempotent
-  fresh_run "$DIR/txn100" txn100 all --partitions 4 --producers 2 --transactional-id bench --txn-records 100
-  fresh_run "$DIR/txn10000" txn10000 all --partitions 4 --producers 2 --transactional-id bench --txn-records 10000
+  fresh_run "$DIR/idem" idem all --partitions 4 --producers "$TXN_PRODUCERS" --idempotent
+  fresh_run "$DIR/txn100" txn100 all --partitions 4 --producers "$TXN_PRODUCERS" --transactional-id bench --txn-records 100
+  fresh_run "$DIR/txn10000" txn10000 all --partitions 4 --producers "$TXN_PRODUCERS" --transactional-id bench --txn-records 10000
 done
 log "$(stats "idempotent, no transactions" < "$DIR/idem")"
 log "$(stats "transactions of 100 records" < "$DIR/txn100")"
