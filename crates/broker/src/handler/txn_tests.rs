@@ -264,6 +264,23 @@ async fn transaction_handlers_encode_at_every_served_version() {
             ListTransactionsRequest::default().with_producer_id_filters(vec![ProducerId(pid)]),
         );
         assert_eq!(by_pid.transaction_states.len(), 1);
+        if v >= 2 {
+            let by_pattern = |pattern: &'static str| {
+                let req = ListTransactionsRequest::default()
+                    .with_transactional_id_pattern(Some(StrBytes::from_static_str(pattern)));
+                list_transactions::handle(&broker, req)
+            };
+            let ids = |r: &kafka_protocol::messages::ListTransactionsResponse| -> Vec<String> {
+                r.transaction_states.iter().map(|s| s.transactional_id.to_string()).collect()
+            };
+            assert_eq!(ids(&by_pattern("p")), vec!["p"], "v{v}: the whole id must match");
+            assert!(ids(&by_pattern("e[0-9]+")).iter().all(|id| id.starts_with('e')), "v{v}");
+            assert!(!ids(&by_pattern("e[0-9]+")).is_empty(), "v{v}");
+            assert_eq!(ids(&by_pattern("")).len(), ids(&by_pattern(".*")).len(), "v{v}: empty means all");
+            let bad = by_pattern("(unclosed");
+            assert_eq!(bad.error_code, 128, "v{v}: INVALID_REGULAR_EXPRESSION");
+            encode(ApiKey::ListTransactions, v, ResponseKind::ListTransactions(bad));
+        }
     }
     for v in versions(ApiKey::WriteTxnMarkers) {
         let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()

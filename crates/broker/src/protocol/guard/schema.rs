@@ -137,7 +137,7 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 28, min: 0, max: 5, flexible_from: 3, body: TXN_OFFSET_COMMIT },
     Api { key: 61, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_PRODUCERS },
     Api { key: 65, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TRANSACTIONS },
-    Api { key: 66, min: 0, max: 1, flexible_from: 0, body: LIST_TRANSACTIONS },
+    Api { key: 66, min: 0, max: 2, flexible_from: 0, body: LIST_TRANSACTIONS },
     // The consumer group protocol (KIP-848).
     Api { key: 68, min: 0, max: 1, flexible_from: 0, body: CONSUMER_GROUP_HEARTBEAT },
     Api { key: 69, min: 0, max: 1, flexible_from: 0, body: CONSUMER_GROUP_DESCRIBE },
@@ -540,7 +540,7 @@ const DESCRIBE_PRODUCERS_TOPIC: &[Field] =
 const DESCRIBE_TRANSACTIONS: &[Field] = &[Field::new("transactional_ids", Kind::Array(&STRING))];
 
 // ListTransactions (66): list_transactions_request.rs. v1 adds the duration
-// filter (KIP-994). v2 adds a regular-expression filter on ids, not served.
+// filter (KIP-994), v2 a regular-expression filter on ids (KIP-1152).
 const LIST_TRANSACTIONS: &[Field] = &[
     Field::new("state_filters", Kind::Array(&STRING)),
     Field::new("producer_id_filters", Kind::Array(&Int64)),
