@@ -25,9 +25,10 @@ is measured; a phase that does not complete within its timeout is reported
 as a timeout, not left out silently.
 
 Configurations: classic range (eager), classic cooperative-sticky, the
-consumer protocol at the broker's default heartbeat interval and at 500 ms;
-`--configs consumer-spread` starts consumer-protocol members 0.5 s apart,
-so their heartbeats are out of phase.
+consumer protocol at the broker's default heartbeat interval (500 ms) and at
+Kafka's 5 s; `--configs consumer-spread` starts consumer-protocol members
+50 ms apart (`consumer-spread-hb5000`: 0.5 s apart at 5 s), so their
+heartbeats are out of phase.
 
 Usage: bench_groups.py --bin target/release/runnel [--repeat 3] [--out FILE] [--configs "..."]
 """
@@ -70,14 +71,21 @@ CONFIGS: dict[str, tuple[dict, dict, float]] = {
         {},
         0.0,
     ),
+    # The broker's default heartbeat interval (Runnel: 500 ms) and Kafka's 5 s.
     "consumer": ({"group.protocol": "consumer"}, {}, 0.0),
-    "consumer-hb500": ({"group.protocol": "consumer"}, {"group.consumer.heartbeat.interval.ms": "500"}, 0.0),
-    # Members started 0.5 s apart heartbeat spread over the 5 s interval, as
-    # in a group whose members came up at different times (not in the
-    # default set; its start time includes the 4.5 s of staggering).
-    "consumer-spread": ({"group.protocol": "consumer"}, {}, 0.5),
+    "consumer-hb5000": ({"group.protocol": "consumer"}, {"group.consumer.heartbeat.interval.ms": "5000"}, 0.0),
+    # Members started 50 ms apart heartbeat spread over the default 500 ms
+    # interval, as in a group whose members came up at different times; the
+    # -hb5000 variant starts them 0.5 s apart over a 5 s interval (not in the
+    # default set; their start times include the staggering).
+    "consumer-spread": ({"group.protocol": "consumer"}, {}, 0.05),
+    "consumer-spread-hb5000": (
+        {"group.protocol": "consumer"},
+        {"group.consumer.heartbeat.interval.ms": "5000"},
+        0.5,
+    ),
 }
-DEFAULT_CONFIGS = "classic-range classic-cooperative-sticky consumer consumer-hb500"
+DEFAULT_CONFIGS = "classic-range classic-cooperative-sticky consumer consumer-hb5000"
 
 
 # --- broker -----------------------------------------------------------------

@@ -381,8 +381,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "group.consumer.heartbeat.interval.ms",
         1,
         I32_MAX,
-        "5000",
-        "how often members of consumer-protocol groups heartbeat (sent to them in every heartbeat answer)",
+        "500",
+        "how often members of consumer-protocol groups heartbeat (sent to them in every heartbeat answer; Kafka's default is 5000)",
     ),
     int(
         "group.consumer.session.timeout.ms",

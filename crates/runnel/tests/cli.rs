@@ -504,6 +504,181 @@ fn group_offsets_describe_reset_and_delete() {
     assert!(line.contains("does not exist"), "{line}");
 }
 
+/// A consumer of the consumer group protocol (KIP-848) in group `group`.
+fn kip848_member(addr: &str, group: &str, client_id: &str, extra: &[(&str, &str)]) -> rdkafka::consumer::BaseConsumer {
+    let mut config = rdkafka::config::ClientConfig::new();
+    config
+        .set("bootstrap.servers", addr)
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("client.id", client_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config.create().expect("consumer-protocol consumer")
+}
+
+/// The partitions of `topic` a consumer owns now.
+fn owned(consumer: &rdkafka::consumer::BaseConsumer) -> Vec<i32> {
+    let mut ps: Vec<i32> =
+        consumer.assignment().expect("assignment").elements().iter().map(|e| e.partition()).collect();
+    ps.sort_unstable();
+    ps
+}
+
+/// `runnel group describe GROUP --format json`.
+fn describe_json(b: &str, group: &str) -> Value {
+    serde_json::from_slice(&ok(&["group", "describe", group, "--format", "json", "--brokers", b], b""))
+        .expect("describe is JSON")
+}
+
+/// Goal: `runnel group list` and `describe` show a group of the consumer
+/// group protocol (KIP-848) as it is, never as Dead or without members, and
+/// `reset-offsets` and `delete` work on it once it is empty. Method: two
+/// rdkafka consumers with `group.protocol=consumer` (one static) split a
+/// 4-partition topic holding 5 records per partition and commit offset 2 in
+/// each partition they own; then `list` must give type `consumer` and state
+/// Stable, `describe` (JSON and table) the assignor, the group and
+/// assignment epochs, both members with instance id, client id, host,
+/// epoch, subscription and an assignment equal to their target and to what
+/// the clients own, and the lag table with each partition's owner; a reset
+/// is refused while they are members. After both close (and the static
+/// member's session has ended), the group is Empty and still of type consumer; a reset to the earliest offsets commits 0
+/// everywhere and `delete` removes it.
+#[test]
+fn consumer_protocol_group_list_describe_reset_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    // The static member's session ends 2 s after it closes (it may come back until then).
+    let settings = ["group.consumer.heartbeat.interval.ms=200", "group.consumer.session.timeout.ms=2000"];
+    let broker = BrokerProcess::start(&dir.path().join("data"), &settings);
+    let b = broker.addr.as_str();
+    ok(&["topic", "create", "kt", "--partitions", "4", "--brokers", b], b"");
+    let input: String = (0..20).map(|i| format!("{{\"value\":\"v{i}\",\"partition\":{}}}\n", i % 4)).collect();
+    ok(&["produce", "kt", "--format", "json", "--brokers", b], input.as_bytes());
+
+    let members = [
+        kip848_member(b, "kip", "member-a", &[]),
+        kip848_member(b, "kip", "member-b", &[("group.instance.id", "static-b")]),
+    ];
+    for m in &members {
+        m.subscribe(&["kt"]).expect("subscribe");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for m in &members {
+            if let Some(Err(e)) = m.poll(Duration::from_millis(50)) {
+                panic!("poll error: {e}");
+            }
+        }
+        let (a, c) = (owned(&members[0]), owned(&members[1]));
+        if a.len() == 2 && c.len() == 2 && a.iter().all(|p| !c.contains(p)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no split of the partitions: {a:?} {c:?}");
+    }
+    for m in &members {
+        let mut tpl = TopicPartitionList::new();
+        for p in owned(m) {
+            tpl.add_partition_offset("kt", p, Offset::Offset(2)).unwrap();
+        }
+        m.commit(&tpl, CommitMode::Sync).expect("commit");
+    }
+
+    let list: Value = serde_json::from_slice(&ok(&["group", "list", "--format", "json", "--brokers", b], b"")).unwrap();
+    let listed = list.as_array().unwrap().iter().find(|g| g["group"] == "kip").cloned();
+    assert_eq!(
+        listed,
+        Some(serde_json::json!({"group": "kip", "type": "consumer", "state": "Stable", "protocol_type": "consumer"})),
+        "{list}"
+    );
+    let table = ok_text(&["group", "list", "--brokers", b], b"");
+    assert!(
+        table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["kip", "consumer", "Stable", "consumer"]),
+        "{table}"
+    );
+
+    let json = describe_json(b, "kip");
+    assert_eq!(
+        (&json["type"], &json["state"], &json["protocol"]),
+        (&"consumer".into(), &"Stable".into(), &"uniform".into()),
+        "{json}"
+    );
+    let group_epoch = json["group_epoch"].as_i64().expect("group epoch");
+    assert!(group_epoch >= 2, "{json}");
+    assert_eq!(json["assignment_epoch"].as_i64(), Some(group_epoch), "{json}");
+    let described = json["members"].as_array().expect("members");
+    assert_eq!(described.len(), 2, "{json}");
+    let mut owners = std::collections::BTreeMap::new();
+    for (consumer, client_id, instance_id) in
+        [(&members[0], "member-a", Value::Null), (&members[1], "member-b", Value::from("static-b"))]
+    {
+        let m = described.iter().find(|m| m["client_id"] == client_id).unwrap_or_else(|| panic!("{client_id}: {json}"));
+        assert_eq!(m["instance_id"], instance_id, "{json}");
+        assert_eq!(m["host"], "/127.0.0.1", "{json}");
+        assert!(m["member_epoch"].as_i64().is_some_and(|e| e > 0 && e <= group_epoch), "{json}");
+        assert_eq!(m["subscribed_topics"], serde_json::json!(["kt"]), "{json}");
+        let assignment = serde_json::json!([{"topic": "kt", "partitions": owned(consumer)}]);
+        assert_eq!(m["assignment"], assignment, "{json}");
+        assert_eq!(m["target_assignment"], assignment, "{json}");
+        for p in owned(consumer) {
+            owners.insert(p, m["member_id"].as_str().unwrap().to_string());
+        }
+    }
+    let offsets: Vec<(i64, i64, i64, i64, String)> = json["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let field = |k: &str| o[k].as_i64().unwrap_or_else(|| panic!("{k}: {json}"));
+            let member = o["member_id"].as_str().unwrap_or("-").to_string();
+            (field("partition"), field("committed_offset"), field("log_end_offset"), field("lag"), member)
+        })
+        .collect();
+    let expected: Vec<_> = (0..4).map(|p| (p, 2, 5, 3, owners[&(p as i32)].clone())).collect();
+    assert_eq!(offsets, expected, "{json}");
+
+    let table = ok_text(&["group", "describe", "kip", "--brokers", b], b"");
+    let header = format!("group kip: type consumer, state Stable, assignor uniform, group epoch {group_epoch}");
+    assert!(table.starts_with(&header) && table.lines().next().unwrap().ends_with("2 members"), "{table}");
+    assert!(table.lines().any(|l| l.contains("static-b") && l.contains("member-b") && l.contains(" kt ")), "{table}");
+    let owner0 = &owners[&0];
+    assert!(
+        table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["kt", "0", "2", "5", "3", owner0.as_str()]),
+        "{table}"
+    );
+
+    let line =
+        one_line_error(&["group", "reset-offsets", "kip", "--topic", "kt", "--to-earliest", "--brokers", b], b"");
+    assert!(line.contains("2 active members"), "{line}");
+
+    drop(members);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let json = loop {
+        let json = describe_json(b, "kip");
+        if json["members"].as_array().is_some_and(|m| m.is_empty()) {
+            break json;
+        }
+        assert!(Instant::now() < deadline, "the members did not leave: {json}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((&json["type"], &json["state"]), (&"consumer".into(), &"Empty".into()), "{json}");
+    assert!(json["offsets"].as_array().unwrap().iter().all(|o| o["lag"] == 3 && o["member_id"].is_null()), "{json}");
+
+    let reset = ok_text(&["group", "reset-offsets", "kip", "--topic", "kt", "--to-earliest", "--brokers", b], b"");
+    assert_eq!(reset.matches("2 -> 0").count(), 4, "{reset}");
+    let json = describe_json(b, "kip");
+    assert!(json["offsets"].as_array().unwrap().iter().all(|o| o["committed_offset"] == 0 && o["lag"] == 5), "{json}");
+    assert_eq!(json["type"], "consumer", "a reset leaves the group a consumer group: {json}");
+
+    ok(&["group", "delete", "kip", "--brokers", b], b"");
+    let table = ok_text(&["group", "list", "--brokers", b], b"");
+    assert!(!table.lines().any(|l| l.split_whitespace().next() == Some("kip")), "{table}");
+    let line = one_line_error(&["group", "describe", "kip", "--brokers", b], b"");
+    assert!(line.contains("does not exist"), "{line}");
+}
+
 /// Goal: `runnel cluster` describes a one-broker cluster and calls it
 /// healthy, and `runnel completions` prints scripts. Method: `cluster info
 /// --format json` must list exactly the broker the test started (its port),

@@ -23,6 +23,14 @@
 //! partition therefore never has two owners, and members whose target did
 //! not change keep consuming throughout.
 //!
+//! The pace is the heartbeat interval: the broker can only tell a member
+//! something in the answer to its heartbeat. Runnel's default interval is
+//! 500 ms (Kafka's is 5 s), so a member leaving or joining is reconciled
+//! well within a second; and a member waiting for partitions that others
+//! are still revoking is told to come back after at most
+//! [`WAITING_HEARTBEAT_INTERVAL`], since those partitions are released by
+//! the revoking member's next heartbeat, which clients send at once.
+//!
 //! Methods are synchronous and take the current instant, like the classic
 //! state machine in [`super::state`].
 
@@ -41,6 +49,12 @@ pub const LEAVE_EPOCH: i32 = -1;
 /// with the same instance id within its session).
 pub const LEAVE_STATIC_EPOCH: i32 = -2;
 
+/// The longest heartbeat interval told to a member that waits for
+/// partitions other members are revoking (`UnreleasedPartitions`). Revoking
+/// members confirm with a heartbeat as soon as they let go, so the waiting
+/// member asks again soon instead of a whole interval later.
+pub const WAITING_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The coordinator's settings for consumer groups.
 #[derive(Clone, Copy, Debug)]
 pub struct ConsumerConfig {
@@ -55,7 +69,7 @@ pub struct ConsumerConfig {
 impl Default for ConsumerConfig {
     fn default() -> ConsumerConfig {
         ConsumerConfig {
-            heartbeat_interval: Duration::from_millis(5_000),
+            heartbeat_interval: Duration::from_millis(500),
             session_timeout: Duration::from_millis(45_000),
             max_size: i32::MAX as usize,
             assignors: assignor::ASSIGNORS.map(Some),
@@ -323,7 +337,6 @@ impl ConsumerGroup {
         now: Instant,
         new_member_id: impl FnOnce() -> String,
     ) -> Result<HeartbeatAnswer, GroupError> {
-        let interval = config.heartbeat_interval.as_millis() as i32;
         if req.member_epoch == LEAVE_EPOCH || req.member_epoch == LEAVE_STATIC_EPOCH {
             return self.leave(&req, config, now).map(|()| HeartbeatAnswer {
                 member_id: req.member_id.clone(),
@@ -366,10 +379,15 @@ impl ConsumerGroup {
             .as_ref()
             .is_some_and(|o| !is_empty(&subtract(o, &member.assigned)) || !is_empty(&subtract(&member.assigned, o)));
         let send = joining || before.0 != member.epoch || before.1 != member.assigned || reported_differs;
+        let interval = if member.state == MemberState::UnreleasedPartitions {
+            config.heartbeat_interval.min(WAITING_HEARTBEAT_INTERVAL)
+        } else {
+            config.heartbeat_interval
+        };
         Ok(HeartbeatAnswer {
             member_id: id.clone(),
             member_epoch: member.epoch,
-            heartbeat_interval_ms: interval,
+            heartbeat_interval_ms: interval.as_millis() as i32,
             assignment: send.then(|| member.assigned.clone()),
         })
     }

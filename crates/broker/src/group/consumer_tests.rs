@@ -77,7 +77,9 @@ fn check_no_double_ownership(owned: &BTreeMap<String, (i32, Assignment)>) {
 /// Goal: a first member gets every partition at epoch 1; a second member
 /// joins, the first is told to revoke three partitions (keeping its epoch),
 /// the second gets them only after the first confirms, and both end at the
-/// new epoch with 3 partitions each and the group Stable.
+/// new epoch with 3 partitions each and the group Stable. While the second
+/// waits for the released partitions it is told to heartbeat again within
+/// `WAITING_HEARTBEAT_INTERVAL`; everyone else gets the configured interval.
 #[test]
 fn a_joining_member_gets_partitions_only_after_revocation() {
     let t = Instant::now();
@@ -87,24 +89,31 @@ fn a_joining_member_gets_partitions_only_after_revocation() {
     let a_owned = a.assignment.unwrap();
     assert_eq!(g.state(), ConsumerGroupState::Stable);
 
+    let (configured, waiting) = (500, WAITING_HEARTBEAT_INTERVAL.as_millis() as i32);
+    assert_eq!(a.heartbeat_interval_ms, configured);
+    assert!(waiting < configured);
+
     let b = hb(&mut g, join_req("b"), t).unwrap();
     assert_eq!(b.member_epoch, 2);
     assert!(parts(b.assignment.as_ref().unwrap()).is_empty(), "a still owns everything");
     assert_eq!(g.state(), ConsumerGroupState::Reconciling);
+    assert_eq!(b.heartbeat_interval_ms, waiting, "b waits for partitions a is revoking");
 
     // a learns it must give up three partitions; its epoch stays 1.
     let a2 = hb(&mut g, beat("a", 1, Some(&a_owned)), t).unwrap();
-    assert_eq!(a2.member_epoch, 1);
+    assert_eq!((a2.member_epoch, a2.heartbeat_interval_ms), (1, configured));
     let a_keep = a2.assignment.unwrap();
     assert_eq!(parts(&a_keep).len(), 3);
     // b asks again: still nothing, a has not confirmed.
     let b2 = hb(&mut g, beat("b", 2, Some(&Assignment::new())), t).unwrap();
     assert!(b2.assignment.is_none_or(|x| parts(&x).is_empty()));
+    assert_eq!(b2.heartbeat_interval_ms, waiting);
     // a confirms: it now owns only what it keeps, and moves to epoch 2.
     let a3 = hb(&mut g, beat("a", 1, Some(&a_keep)), t).unwrap();
     assert_eq!(a3.member_epoch, 2);
     // b gets the released partitions.
     let b3 = hb(&mut g, beat("b", 2, Some(&Assignment::new())), t).unwrap();
+    assert_eq!(b3.heartbeat_interval_ms, configured, "b has its whole target");
     let b_owned = b3.assignment.unwrap();
     assert_eq!(parts(&b_owned).len(), 3);
     assert!(parts(&b_owned).is_disjoint(&parts(&a_keep)));

@@ -91,7 +91,7 @@ async fn heartbeat_commit_fetch_describe_and_leave_at_every_version() {
         let member_id = joined.member_id.clone().unwrap().to_string();
         assert!(!member_id.is_empty());
         assert_eq!(joined.member_epoch, 1);
-        assert_eq!(joined.heartbeat_interval_ms, 5000);
+        assert_eq!(joined.heartbeat_interval_ms, 500);
         let assigned = joined.assignment.unwrap().topic_partitions;
         assert_eq!(assigned.len(), 1);
         assert_eq!(assigned[0].topic_id, broker.topic("t").unwrap().meta.id);

@@ -1,11 +1,21 @@
 //! `runnel group`: list, describe, reset the offsets of, and delete consumer groups.
 //!
-//! Listing and describing use ListGroups and DescribeGroups (librdkafka's
-//! group list); member assignments are decoded from the consumer protocol
-//! bytes the group leader handed out. Committed offsets come from OffsetFetch
-//! and are set with OffsetCommit by a consumer that carries the group's id
-//! but never joins it; log end offsets and timestamps come from ListOffsets.
-//! Deletion goes through DeleteGroups.
+//! Groups come in two kinds: classic groups (JoinGroup/SyncGroup, with the
+//! assignment computed by a member) and consumer groups of the consumer
+//! group protocol (KIP-848, `group.protocol=consumer`, assigned by the
+//! broker). Listing uses ListGroups v5, which names each group's type, on
+//! every broker; describing asks the group's coordinator with
+//! ConsumerGroupDescribe first (epochs, assignor, every member's
+//! subscription and current and target assignment) and, for a classic group,
+//! which it answers GROUP_ID_NOT_FOUND, DescribeGroups through librdkafka,
+//! whose member assignments are decoded from the consumer protocol bytes
+//! the group leader handed out. The first two go through [`super::wire`],
+//! since librdkafka's Rust binding does not expose them; with a
+//! `security.protocol` other than plaintext the command falls back to
+//! librdkafka alone and sees only the classic view. Committed offsets come
+//! from OffsetFetch and are set with OffsetCommit by a consumer that carries
+//! the group's id but never joins it; log end offsets and timestamps come
+//! from ListOffsets. Deletion goes through DeleteGroups.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,13 +23,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{ArgGroup, Args, Subcommand};
-use kafka_protocol::messages::ConsumerProtocolAssignment;
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest,
+    GroupId, ListGroupsRequest,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::ResponseError;
 use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
+use super::wire::{self, Connection};
 use super::{block_on, existing_topic_partitions, print_table, ConnectArgs, OutputFormat, REACH_TIMEOUT};
 
 /// How long a group admin request may take.
@@ -54,13 +70,16 @@ pub struct GroupArgs {
 
 #[derive(Subcommand, Debug)]
 enum Action {
-    /// List groups with their state and protocol type.
+    /// List groups with their type (classic, or consumer for the consumer
+    /// group protocol of KIP-848), state and protocol type.
     ///
     /// Example: runnel group list --format json
     #[command(verbatim_doc_comment)]
     List,
     /// Show a group's state, members with their assigned partitions, and per
     /// partition the committed offset, the log end offset and the lag.
+    /// Consumer-protocol groups also show the assignor, the group and
+    /// assignment epochs, and each member's epoch and target assignment.
     ///
     /// Example: runnel group describe billing
     #[command(verbatim_doc_comment)]
@@ -131,41 +150,113 @@ pub fn run(mut args: GroupArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The group types ListGroups v5 and ConsumerGroupDescribe name.
+const TYPE_CLASSIC: &str = "classic";
+const TYPE_CONSUMER: &str = "consumer";
+
+/// The highest ListGroups version used: v5 adds the group type.
+const LIST_GROUPS_VERSION_MAX: i16 = 5;
+/// The highest FindCoordinator version used: v4 takes a batch of keys.
+const FIND_COORDINATOR_VERSION_MAX: i16 = 4;
+/// The highest ConsumerGroupDescribe version used.
+const CONSUMER_GROUP_DESCRIBE_VERSION_MAX: i16 = 1;
+
 #[derive(Serialize)]
 struct GroupSummary {
     group: String,
+    /// "classic" or "consumer" (the consumer group protocol, KIP-848).
+    #[serde(rename = "type")]
+    group_type: String,
     state: String,
     protocol_type: String,
 }
 
+/// Whether this command can speak to the brokers itself (see [`super::wire`]).
+fn wire_usable(connect: &ConnectArgs) -> bool {
+    connect.property("security.protocol").is_none_or(|p| p.eq_ignore_ascii_case("plaintext"))
+}
+
 fn list(args: &GroupArgs, consumer: &BaseConsumer) -> anyhow::Result<()> {
-    let list = consumer.fetch_group_list(None, GROUP_TIMEOUT).context("cannot list groups")?;
-    let mut groups: Vec<GroupSummary> = list
-        .groups()
-        .iter()
-        .map(|g| GroupSummary {
-            group: g.name().to_string(),
-            state: g.state().to_string(),
-            protocol_type: g.protocol_type().to_string(),
-        })
-        .collect();
+    let mut groups =
+        if wire_usable(&args.connect) { list_by_type(consumer)? } else { list_through_librdkafka(consumer)? };
     groups.sort_by(|a, b| a.group.cmp(&b.group));
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string(&groups)?),
         OutputFormat::Table => {
-            let rows = groups.iter().map(|g| vec![g.group.clone(), g.state.clone(), g.protocol_type.clone()]).collect();
-            print_table(&["GROUP", "STATE", "PROTOCOL-TYPE"], rows);
+            let rows = groups
+                .iter()
+                .map(|g| vec![g.group.clone(), g.group_type.clone(), g.state.clone(), g.protocol_type.clone()])
+                .collect();
+            print_table(&["GROUP", "TYPE", "STATE", "PROTOCOL-TYPE"], rows);
         }
     }
     Ok(())
 }
 
+/// ListGroups on every broker of the cluster, each at the highest version
+/// it serves up to v5; a broker without v5 cannot have consumer groups, so
+/// its groups are classic.
+fn list_by_type(consumer: &BaseConsumer) -> anyhow::Result<Vec<GroupSummary>> {
+    let metadata = consumer.fetch_metadata(None, REACH_TIMEOUT).context("metadata request failed")?;
+    let mut groups = BTreeMap::new();
+    for broker in metadata.brokers() {
+        let addr = format!("{}:{}", broker.host(), broker.port());
+        let mut conn = Connection::open(&addr, GROUP_TIMEOUT)?;
+        let Some(version) = conn.version::<ListGroupsRequest>(LIST_GROUPS_VERSION_MAX) else {
+            bail!("broker {addr} does not serve ListGroups");
+        };
+        let response = conn.send(version, &ListGroupsRequest::default())?;
+        if response.error_code != 0 {
+            bail!("cannot list the groups of broker {addr}: {}", wire::error_name(response.error_code));
+        }
+        for g in response.groups {
+            let group_type = if version >= 5 { g.group_type.to_string() } else { TYPE_CLASSIC.to_string() };
+            let summary = GroupSummary {
+                group: g.group_id.to_string(),
+                group_type,
+                state: g.group_state.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+            };
+            groups.insert(summary.group.clone(), summary);
+        }
+    }
+    Ok(groups.into_values().collect())
+}
+
+/// librdkafka's group list (ListGroups and DescribeGroups), which knows no
+/// group types; a consumer-protocol group shows as classic there.
+fn list_through_librdkafka(consumer: &BaseConsumer) -> anyhow::Result<Vec<GroupSummary>> {
+    let list = consumer.fetch_group_list(None, GROUP_TIMEOUT).context("cannot list groups")?;
+    Ok(list
+        .groups()
+        .iter()
+        .map(|g| GroupSummary {
+            group: g.name().to_string(),
+            group_type: TYPE_CLASSIC.to_string(),
+            state: g.state().to_string(),
+            protocol_type: g.protocol_type().to_string(),
+        })
+        .collect())
+}
+
 #[derive(Serialize)]
 struct MemberDescription {
     member_id: String,
+    /// The static member's `group.instance.id` (consumer groups only; the
+    /// classic view through librdkafka does not carry it).
+    instance_id: Option<String>,
     client_id: String,
     host: String,
+    /// The member's epoch (consumer groups only).
+    member_epoch: Option<i32>,
+    /// Topics the member subscribes to by name, sorted.
+    subscribed_topics: Vec<String>,
+    /// The regular expression the member subscribes with (consumer groups only).
+    subscribed_regex: Option<String>,
+    /// The partitions the member owns now.
     assignment: Vec<TopicAssignment>,
+    /// The partitions the broker wants it to own once reconciled (consumer groups only).
+    target_assignment: Option<Vec<TopicAssignment>>,
 }
 
 #[derive(Serialize, Debug, PartialEq, Eq)]
@@ -174,64 +265,270 @@ struct TopicAssignment {
     partitions: Vec<i32>,
 }
 
-/// A group as DescribeGroups reports it, copied out of librdkafka's list.
+/// A group as its coordinator describes it.
 struct GroupState {
+    /// "classic" or "consumer".
+    group_type: String,
     state: String,
     protocol_type: String,
+    /// The classic group's protocol (its assignor), or the consumer group's server-side assignor.
     protocol: String,
+    /// The consumer group's epoch and the epoch of its target assignment.
+    group_epoch: Option<i32>,
+    assignment_epoch: Option<i32>,
     members: Vec<MemberDescription>,
 }
 
-/// One group as DescribeGroups reports it. A group the broker does not know
-/// is in state "Dead" with no members.
-fn describe_group(consumer: &BaseConsumer, group: &str) -> anyhow::Result<GroupState> {
+/// One group as its coordinator describes it: a consumer group through
+/// ConsumerGroupDescribe, else a classic group through DescribeGroups. A
+/// group the broker does not know is in state "Dead" with no members.
+fn describe_group(connect: &ConnectArgs, consumer: &BaseConsumer, group: &str) -> anyhow::Result<GroupState> {
+    if wire_usable(connect) {
+        if let Some(state) = describe_consumer_group(connect, group)? {
+            return Ok(state);
+        }
+    }
+    describe_classic_group(consumer, group)
+}
+
+/// The group's coordinator, found with FindCoordinator through a bootstrap broker.
+fn coordinator(connect: &ConnectArgs, group: &str) -> anyhow::Result<Connection> {
+    let mut conn = wire::open_any(&connect.brokers, GROUP_TIMEOUT)?;
+    let Some(version) = conn.version::<FindCoordinatorRequest>(FIND_COORDINATOR_VERSION_MAX) else {
+        bail!("broker {} does not serve FindCoordinator", conn.addr());
+    };
+    let key = StrBytes::from_string(group.to_string());
+    let request = if version >= 4 {
+        FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
+    } else {
+        FindCoordinatorRequest::default().with_key(key)
+    };
+    let response = conn.send(version, &request)?;
+    let (code, host, port) = match response.coordinators.first() {
+        Some(c) if version >= 4 => (c.error_code, c.host.to_string(), c.port),
+        _ => (response.error_code, response.host.to_string(), response.port),
+    };
+    if code != 0 {
+        bail!("cannot find the coordinator of group {group}: {}", wire::error_name(code));
+    }
+    let addr = format!("{host}:{port}");
+    if addr == conn.addr() {
+        return Ok(conn);
+    }
+    Connection::open(&addr, GROUP_TIMEOUT)
+}
+
+/// ConsumerGroupDescribe at the group's coordinator; `None` for a group
+/// that is not a consumer group (classic or unknown: GROUP_ID_NOT_FOUND) or
+/// a coordinator that does not serve the API.
+fn describe_consumer_group(connect: &ConnectArgs, group: &str) -> anyhow::Result<Option<GroupState>> {
+    let mut conn = coordinator(connect, group)?;
+    let Some(version) = conn.version::<ConsumerGroupDescribeRequest>(CONSUMER_GROUP_DESCRIBE_VERSION_MAX) else {
+        return Ok(None);
+    };
+    let request =
+        ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+    let response = conn.send(version, &request)?;
+    let Some(described) = response.groups.into_iter().find(|g| g.group_id.as_str() == group) else {
+        bail!("the coordinator of group {group} did not describe it");
+    };
+    match ResponseError::try_from_code(described.error_code) {
+        None => Ok(Some(consumer_group_state(described))),
+        Some(ResponseError::GroupIdNotFound) => Ok(None),
+        Some(e) => bail!("cannot describe group {group}: {e} ({})", described.error_code),
+    }
+}
+
+fn consumer_group_state(described: DescribedGroup) -> GroupState {
+    let mut members: Vec<MemberDescription> = described.members.into_iter().map(consumer_member).collect();
+    members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+    GroupState {
+        group_type: TYPE_CONSUMER.to_string(),
+        state: described.group_state.to_string(),
+        protocol_type: TYPE_CONSUMER.to_string(),
+        protocol: described.assignor_name.to_string(),
+        group_epoch: Some(described.group_epoch),
+        assignment_epoch: Some(described.assignment_epoch),
+        members,
+    }
+}
+
+fn consumer_member(m: Member) -> MemberDescription {
+    let mut subscribed_topics: Vec<String> = m.subscribed_topic_names.iter().map(|t| t.to_string()).collect();
+    subscribed_topics.sort();
+    MemberDescription {
+        member_id: m.member_id.to_string(),
+        instance_id: m.instance_id.map(|s| s.to_string()),
+        client_id: m.client_id.to_string(),
+        host: m.client_host.to_string(),
+        member_epoch: Some(m.member_epoch),
+        subscribed_topics,
+        subscribed_regex: m.subscribed_topic_regex.map(|s| s.to_string()).filter(|s| !s.is_empty()),
+        assignment: topic_assignments(&m.assignment),
+        target_assignment: Some(topic_assignments(&m.target_assignment)),
+    }
+}
+
+/// A ConsumerGroupDescribe assignment by topic name (the topic id where
+/// the broker gave no name), sorted.
+fn topic_assignments(assignment: &Assignment) -> Vec<TopicAssignment> {
+    let mut topics: Vec<TopicAssignment> = assignment
+        .topic_partitions
+        .iter()
+        .map(|tp| {
+            let mut partitions = tp.partitions.clone();
+            partitions.sort_unstable();
+            let topic = if tp.topic_name.is_empty() { tp.topic_id.to_string() } else { tp.topic_name.to_string() };
+            TopicAssignment { topic, partitions }
+        })
+        .collect();
+    topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+    topics
+}
+
+/// A classic group through DescribeGroups (librdkafka's group list).
+fn describe_classic_group(consumer: &BaseConsumer, group: &str) -> anyhow::Result<GroupState> {
     let list = consumer
         .fetch_group_list(Some(group), GROUP_TIMEOUT)
         .with_context(|| format!("cannot describe group {group}"))?;
     let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
         // librdkafka leaves out a group the coordinator does not know.
         let dead = GroupState {
+            group_type: TYPE_CLASSIC.to_string(),
             state: "Dead".to_string(),
             protocol_type: String::new(),
             protocol: String::new(),
+            group_epoch: None,
+            assignment_epoch: None,
             members: Vec::new(),
         };
         return Ok(dead);
     };
+    let is_consumer = info.protocol_type() == "consumer";
     let mut members = Vec::with_capacity(info.members().len());
     for m in info.members() {
         let assignment = match m.assignment() {
-            Some(bytes) if info.protocol_type() == "consumer" && !bytes.is_empty() => {
+            Some(bytes) if is_consumer && !bytes.is_empty() => {
                 decode_assignment(bytes).with_context(|| format!("member {} has an unreadable assignment", m.id()))?
             }
             _ => Vec::new(),
         };
+        let subscribed_topics = match m.metadata() {
+            Some(bytes) if is_consumer && !bytes.is_empty() => decode_subscription(bytes)
+                .with_context(|| format!("member {} has an unreadable subscription", m.id()))?,
+            _ => Vec::new(),
+        };
         members.push(MemberDescription {
             member_id: m.id().to_string(),
+            instance_id: None,
             client_id: m.client_id().to_string(),
             host: m.client_host().to_string(),
+            member_epoch: None,
+            subscribed_topics,
+            subscribed_regex: None,
             assignment,
+            target_assignment: None,
         });
     }
     members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
     Ok(GroupState {
+        group_type: TYPE_CLASSIC.to_string(),
         state: info.state().to_string(),
         protocol_type: info.protocol_type().to_string(),
         protocol: info.protocol().to_string(),
+        group_epoch: None,
+        assignment_epoch: None,
         members,
     })
 }
 
+/// Splits a consumer protocol message into its version, clamped to the
+/// newest layout this build knows (later versions only add fields at the
+/// end, so that layout reads them), and the rest.
+fn split_version(bytes: &[u8]) -> anyhow::Result<(i16, Bytes)> {
+    if bytes.len() < 2 {
+        bail!("{} bytes is too short for a version", bytes.len());
+    }
+    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+    Ok((version.clamp(0, 3), Bytes::copy_from_slice(&bytes[2..])))
+}
+
+/// Decodes a consumer protocol subscription: the topics a classic member
+/// subscribes to, sorted.
+fn decode_subscription(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
+    let (version, mut buf) = split_version(bytes)?;
+    let subscription = ConsumerProtocolSubscription::decode(&mut buf, version).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut topics: Vec<String> = subscription.topics.iter().map(|t| t.to_string()).collect();
+    topics.sort();
+    Ok(topics)
+}
+
+/// `topic:0,1 other:3`, or `-` for nothing.
+fn assignment_text(topics: &[TopicAssignment]) -> String {
+    let text: Vec<String> = topics
+        .iter()
+        .map(|t| {
+            let ids: Vec<String> = t.partitions.iter().map(i32::to_string).collect();
+            format!("{}:{}", t.topic, ids.join(","))
+        })
+        .collect();
+    if text.is_empty() {
+        "-".to_string()
+    } else {
+        text.join(" ")
+    }
+}
+
+/// The members table: for consumer groups with instance ids, epochs,
+/// subscriptions and target assignments.
+fn print_members(d: &GroupDescription) {
+    let or_dash = |s: Option<&str>| s.filter(|s| !s.is_empty()).unwrap_or("-").to_string();
+    let subscription = |m: &MemberDescription| {
+        let mut parts = m.subscribed_topics.clone();
+        parts.extend(m.subscribed_regex.iter().map(|r| format!("/{r}/")));
+        or_dash(Some(&parts.join(",")))
+    };
+    if d.group_type == TYPE_CONSUMER {
+        let rows = d
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.member_id.clone(),
+                    or_dash(m.instance_id.as_deref()),
+                    m.client_id.clone(),
+                    m.host.clone(),
+                    m.member_epoch.map_or_else(|| "-".to_string(), |e| e.to_string()),
+                    subscription(m),
+                    assignment_text(&m.assignment),
+                    assignment_text(m.target_assignment.as_deref().unwrap_or_default()),
+                ]
+            })
+            .collect();
+        let header =
+            ["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "EPOCH", "SUBSCRIBED", "ASSIGNMENT", "TARGET-ASSIGNMENT"];
+        print_table(&header, rows);
+    } else {
+        let rows = d
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.member_id.clone(),
+                    m.client_id.clone(),
+                    m.host.clone(),
+                    subscription(m),
+                    assignment_text(&m.assignment),
+                ]
+            })
+            .collect();
+        print_table(&["MEMBER-ID", "CLIENT-ID", "HOST", "SUBSCRIBED", "ASSIGNMENT"], rows);
+    }
+}
+
 /// Decodes a consumer protocol assignment: a version, then topics with their partitions.
 fn decode_assignment(bytes: &[u8]) -> anyhow::Result<Vec<TopicAssignment>> {
-    let mut buf = Bytes::copy_from_slice(bytes);
-    if buf.len() < 2 {
-        bail!("{} bytes is too short for a version", buf.len());
-    }
-    let version = i16::from_be_bytes([buf[0], buf[1]]);
-    let _version_bytes = buf.split_to(2);
-    // Later versions only add fields at the end, so the newest known layout reads them.
-    let version = version.clamp(0, 3);
+    let (version, mut buf) = split_version(bytes)?;
     let assignment = ConsumerProtocolAssignment::decode(&mut buf, version).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut topics: Vec<TopicAssignment> = assignment
         .assigned_partitions
@@ -261,9 +558,15 @@ struct PartitionOffsets {
 #[derive(Serialize)]
 struct GroupDescription {
     group: String,
+    /// "classic" or "consumer" (the consumer group protocol, KIP-848).
+    #[serde(rename = "type")]
+    group_type: String,
     state: String,
     protocol_type: String,
+    /// The classic group's protocol, or the consumer group's server-side assignor.
     protocol: String,
+    group_epoch: Option<i32>,
+    assignment_epoch: Option<i32>,
     members: Vec<MemberDescription>,
     offsets: Vec<PartitionOffsets>,
 }
@@ -310,7 +613,7 @@ fn committed_offsets(
 }
 
 fn describe(args: &GroupArgs, consumer: &BaseConsumer, group: &str) -> anyhow::Result<()> {
-    let state = describe_group(consumer, group)?;
+    let state = describe_group(&args.connect, consumer, group)?;
     let committed = all_committed_offsets(&args.connect, consumer, group)?;
     if state.state == "Dead" && committed.is_empty() {
         bail!("consumer group {group} does not exist");
@@ -335,9 +638,12 @@ fn describe(args: &GroupArgs, consumer: &BaseConsumer, group: &str) -> anyhow::R
     }
     let description = GroupDescription {
         group: group.to_string(),
+        group_type: state.group_type,
         state: state.state,
         protocol_type: state.protocol_type,
         protocol: state.protocol,
+        group_epoch: state.group_epoch,
+        assignment_epoch: state.assignment_epoch,
         members: state.members,
         offsets,
     };
@@ -350,32 +656,31 @@ fn describe(args: &GroupArgs, consumer: &BaseConsumer, group: &str) -> anyhow::R
 
 fn print_description(d: &GroupDescription) {
     let or_dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
-    println!(
-        "group {}: state {}, protocol type {}, protocol {}, {} members",
-        d.group,
-        d.state,
-        or_dash(&d.protocol_type),
-        or_dash(&d.protocol),
-        d.members.len()
-    );
+    if d.group_type == TYPE_CONSUMER {
+        let epoch = |e: Option<i32>| e.map_or_else(|| "-".to_string(), |e| e.to_string());
+        println!(
+            "group {}: type consumer, state {}, assignor {}, group epoch {}, assignment epoch {}, {} members",
+            d.group,
+            d.state,
+            or_dash(&d.protocol),
+            epoch(d.group_epoch),
+            epoch(d.assignment_epoch),
+            d.members.len()
+        );
+    } else {
+        println!(
+            "group {}: type {}, state {}, protocol type {}, protocol {}, {} members",
+            d.group,
+            d.group_type,
+            d.state,
+            or_dash(&d.protocol_type),
+            or_dash(&d.protocol),
+            d.members.len()
+        );
+    }
     if !d.members.is_empty() {
         println!();
-        let rows = d
-            .members
-            .iter()
-            .map(|m| {
-                let assignment: Vec<String> = m
-                    .assignment
-                    .iter()
-                    .map(|t| {
-                        let ids: Vec<String> = t.partitions.iter().map(i32::to_string).collect();
-                        format!("{}:{}", t.topic, ids.join(","))
-                    })
-                    .collect();
-                vec![m.member_id.clone(), m.client_id.clone(), m.host.clone(), or_dash(&assignment.join(" "))]
-            })
-            .collect();
-        print_table(&["MEMBER-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"], rows);
+        print_members(d);
     }
     println!();
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
@@ -407,7 +712,7 @@ struct OffsetChange {
 fn reset_offsets(args: &GroupArgs, consumer: &BaseConsumer, reset: &ResetArgs) -> anyhow::Result<()> {
     let group = reset.group.as_str();
     let topic = reset.topic.as_str();
-    let state = describe_group(consumer, group)?;
+    let state = describe_group(&args.connect, consumer, group)?;
     if !state.members.is_empty() {
         bail!(
             "cannot reset the offsets of group {group}: it has {} active members (state {}); stop them first",

@@ -14,6 +14,7 @@ pub mod produce;
 pub mod profile;
 pub mod template;
 pub mod topic;
+pub mod wire;
 
 use std::time::Duration;
 
@@ -125,6 +126,13 @@ impl ConnectArgs {
         ];
         all.extend(settings.iter().cloned());
         self.client_config(&all).create().context("cannot create the consumer")
+    }
+
+    /// The value of a client property as the clients get it: `-X` over the
+    /// profile's properties.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        let set = self.profile_properties.iter().chain(&self.properties);
+        set.filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).next_back()
     }
 
     /// An admin client for topic creation and deletion.
