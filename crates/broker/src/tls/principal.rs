@@ -132,7 +132,7 @@ fn string_value(value: &Tlv<'_>) -> Option<String> {
         // TeletexString: read as Latin-1, as most software does.
         0x14 => Some(value.content.iter().map(|b| char::from(*b)).collect()),
         // BMPString: UTF-16 big-endian.
-        0x1e if value.content.len() % 2 == 0 => {
+        0x1e if value.content.len() & 1 == 0 => {
             let units: Vec<u16> = value.content.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             String::from_utf16(&units).ok()
         }
