@@ -82,12 +82,16 @@ step() {
 #   are configured off, lz4 is librdkafka's bundled copy; python3 lists tests)
 #   rapidjson-dev             header-only; lets librdkafka's C++ tests that check
 #                             statistics JSON build and run in the conformance step
-# The rdkafka crate is used with its default features (libz only; no ssl, sasl,
-# external zstd or lz4), so libssl-dev, libsasl2-dev, libzstd-dev and
-# liblz4-dev are not needed. Add them here if those features get enabled.
+#   libssl-dev                the rdkafka dev-dependency of crates/runnel enables
+#                             `ssl` so the TLS tests (crates/runnel/tests/tls.rs)
+#                             can connect with librdkafka; the broker uses rustls
+#   openssl                   the command tests/python/test_tls.py makes its CA with
+# Otherwise the rdkafka crate is used with its default features (libz; no sasl,
+# external zstd or lz4), so libsasl2-dev, libzstd-dev and liblz4-dev are not
+# needed. Add them here if those features get enabled.
 # ---------------------------------------------------------------------------
 install_debian_packages() {
-  local wanted=(kcat build-essential pkg-config zlib1g-dev rapidjson-dev)
+  local wanted=(kcat build-essential pkg-config zlib1g-dev rapidjson-dev libssl-dev openssl)
   # The venv needs ensurepip; pyenv's Python has it, Debian's needs python3-venv.
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     wanted+=(python3-venv)

@@ -53,6 +53,9 @@ const I32_MAX: i64 = i32::MAX as i64;
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 const CONSUMER_ASSIGNORS: &[&str] = &["uniform", "range"];
+const PEM_ONLY: &[&str] = &["PEM"];
+const CLIENT_AUTH: &[&str] = &["required", "requested", "none"];
+const TLS_VERSIONS: &[&str] = &["TLSv1.2", "TLSv1.3"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Broker-level settings.
@@ -68,8 +71,65 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         name: "advertised.listener",
         kind: Kind::Str,
         default: "",
-        doc: "host:port put in Metadata responses; empty means the bound address",
+        doc: "host:port put in Metadata responses for the first listener unless advertised.listeners names it; empty means the bound address",
     },
+    // Listeners and TLS (see `listener` and `tls`).
+    ConfigDef {
+        name: "listeners",
+        kind: Kind::Str,
+        default: "",
+        doc: "comma-separated NAME://host:port listeners, e.g. PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093; empty means one PLAINTEXT listener on listen",
+    },
+    ConfigDef {
+        name: "advertised.listeners",
+        kind: Kind::Str,
+        default: "",
+        doc: "comma-separated NAME://host:port told to clients of each named listener; a listener not named advertises the address a client connected to",
+    },
+    ConfigDef {
+        name: "listener.security.protocol.map",
+        kind: Kind::Str,
+        default: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        doc: "listener name to security protocol (PLAINTEXT, SSL; SASL_PLAINTEXT and SASL_SSL are not available yet)",
+    },
+    ConfigDef {
+        name: "inter.broker.listener.name",
+        kind: Kind::Str,
+        default: "",
+        doc: "listener brokers use to reach each other; validated to name a listener, unused on a single node",
+    },
+    ConfigDef {
+        name: "ssl.keystore.location",
+        kind: Kind::Str,
+        default: "",
+        doc: "PEM file with the certificate chain (leaf first) and the unencrypted private key of TLS listeners; reloaded when it changes",
+    },
+    choice("ssl.keystore.type", PEM_ONLY, "PEM", "format of ssl.keystore.location; only PEM"),
+    ConfigDef {
+        name: "ssl.truststore.location",
+        kind: Kind::Str,
+        default: "",
+        doc: "PEM file of CA certificates that client certificates must chain to (needed when ssl.client.auth is not none); reloaded when it changes",
+    },
+    choice("ssl.truststore.type", PEM_ONLY, "PEM", "format of ssl.truststore.location; only PEM"),
+    choice(
+        "ssl.client.auth",
+        CLIENT_AUTH,
+        "none",
+        "required: clients must present a certificate the truststore trusts; requested: verified when presented; none: not asked for",
+    ),
+    ConfigDef {
+        name: "ssl.principal.mapping.rules",
+        kind: Kind::Str,
+        default: "DEFAULT",
+        doc: "rules mapping a client certificate's subject to a principal name: DEFAULT and RULE:pattern/replacement/[LU], comma-separated, first match wins",
+    },
+    list(
+        "ssl.enabled.protocols",
+        Some(TLS_VERSIONS),
+        "TLSv1.2,TLSv1.3",
+        "TLS versions TLS listeners accept",
+    ),
     ConfigDef { name: "log.dirs", kind: Kind::Str, default: "./runnel-data", doc: "data directory" },
     int("node.id", 0, I32_MAX, "1", "this broker's node id"),
     int("num.partitions", 1, 1_000_000, "1", "partitions of an auto-created topic or a CreateTopics with -1"),
@@ -777,18 +837,52 @@ pub fn env_name(key: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     values: BTreeMap<&'static str, (String, Source)>,
+    /// Per-listener settings, `listener.name.<listener>.<key>` for a key of
+    /// [`PER_LISTENER_KEYS`], by their full name.
+    per_listener: BTreeMap<String, (String, Source)>,
+}
+
+/// Settings a listener may override with Kafka's prefix
+/// `listener.name.<listener name in lower case>.`.
+pub const PER_LISTENER_KEYS: &[&str] = &[
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
+    "ssl.client.auth",
+    "ssl.principal.mapping.rules",
+    "ssl.enabled.protocols",
+];
+
+/// Splits `listener.name.<listener>.<key>` into the listener (lower case) and
+/// the key, when the key may be set per listener.
+fn per_listener_key(key: &str) -> Option<(&str, &'static ConfigDef)> {
+    let rest = key.strip_prefix("listener.name.")?;
+    let (listener, name) = rest.split_once('.')?;
+    let def = PER_LISTENER_KEYS.iter().find(|k| **k == name).and_then(|k| broker_config(k))?;
+    (!listener.is_empty() && listener.chars().all(|c| !c.is_ascii_uppercase())).then_some((listener, def))
 }
 
 impl Default for BrokerConfig {
     fn default() -> Self {
         let values = BROKER_CONFIGS.iter().map(|d| (d.name, (d.default.to_string(), Source::Default))).collect();
-        BrokerConfig { values }
+        BrokerConfig { values, per_listener: BTreeMap::new() }
     }
 }
 
 impl BrokerConfig {
     /// Sets `key` to `value` after validation.
     pub fn set(&mut self, key: &str, value: &str, source: Source) -> Result<(), ConfigError> {
+        if let Some((_, def)) = per_listener_key(key) {
+            let value = validate(def, value).map_err(|e| match e {
+                ConfigError::InvalidValue { value, reason, .. } => {
+                    ConfigError::InvalidValue { key: key.to_string(), value, reason }
+                }
+                other => other,
+            })?;
+            self.per_listener.insert(key.to_string(), (value, source));
+            return Ok(());
+        }
         let def =
             BROKER_CONFIGS.iter().find(|d| d.name == key).ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
         let value = validate(def, value)?;
@@ -840,12 +934,40 @@ impl BrokerConfig {
                 reason: format!("must be at least socket.request.max.bytes ({frame_max})"),
             });
         }
+        let listeners = crate::listener::listeners(self)?;
+        crate::tls::check_settings(self, &listeners)?;
         Ok(())
+    }
+
+    /// The value of a per-listener setting for listener `name`: its
+    /// `listener.name.<name>.` override, else the broker-wide value.
+    pub fn listener_str(&self, name: &str, key: &str) -> &str {
+        let prefixed = format!("{}{key}", crate::listener::listener_config_prefix(name));
+        match self.per_listener.get(&prefixed) {
+            Some((v, _)) => v,
+            None => self.str(key),
+        }
+    }
+
+    /// The name under which listener `name` got `key`: the prefixed name when
+    /// the listener overrides it, for error messages.
+    pub fn listener_key_name(&self, name: &str, key: &str) -> String {
+        let prefixed = format!("{}{key}", crate::listener::listener_config_prefix(name));
+        if self.per_listener.contains_key(&prefixed) {
+            prefixed
+        } else {
+            key.to_string()
+        }
+    }
+
+    /// The value of a broker setting declared in [`BROKER_CONFIGS`].
+    pub fn str_value(&self, key: &str) -> &str {
+        self.str(key)
     }
 
     /// The value of `key` and where it came from.
     pub fn get(&self, key: &str) -> Option<(&str, Source)> {
-        self.values.get(key).map(|(v, s)| (v.as_str(), *s))
+        self.values.get(key).or_else(|| self.per_listener.get(key)).map(|(v, s)| (v.as_str(), *s))
     }
 
     fn str(&self, key: &str) -> &str {
@@ -1068,8 +1190,9 @@ impl BrokerConfig {
     }
 
     /// Every key with its value and source, for `serve --print-config`.
-    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &str, Source)> {
-        self.values.iter().map(|(k, (v, s))| (*k, v.as_str(), *s))
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, Source)> {
+        let values = self.values.iter().map(|(k, (v, s))| (*k, v.as_str(), *s));
+        values.chain(self.per_listener.iter().map(|(k, (v, s))| (k.as_str(), v.as_str(), *s)))
     }
 }
 

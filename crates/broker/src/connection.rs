@@ -1,5 +1,6 @@
-//! One client connection: read frames, guard and decode them, dispatch, and
-//! write responses in request order.
+//! One client connection: set it up (TLS handshake, principal), read
+//! frames, guard and decode them, dispatch, and write responses in request
+//! order.
 //!
 //! Up to `connection.max.inflight.requests` requests may be in progress at
 //! once; beyond that the connection stops reading, which pushes back on the
@@ -13,31 +14,93 @@ use std::sync::Arc;
 
 use futures::stream::{FuturesOrdered, StreamExt};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::handler::{self, api_versions, Endpoint};
+use crate::listener::Listener;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::{decode_request, encode_response, Frame, FrameReader};
+use crate::session::{Principal, Session};
 
 /// A response waiting its turn: what to encode it as, and the handler's future.
 type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Option<bytes::Bytes>> + Send>>;
 
-/// Serves one connection until the client leaves, a frame is bad, or the
-/// broker shuts down (then in-flight requests finish first).
-pub async fn serve(
+/// Sets up a connection accepted on `listener`: the TLS handshake on a TLS
+/// listener (which also gives the client's principal), a check that a
+/// plaintext listener is not spoken to in TLS, then [`serve`].
+pub async fn accept(
     broker: Arc<Broker>,
-    endpoint: Endpoint,
+    listener: Arc<Listener>,
     stream: TcpStream,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
-    let (rd, mut wr) = stream.into_split();
+    let endpoint = match &listener.spec.advertised {
+        Some(advertised) => advertised.clone(),
+        // The address the client reached: right even for a wildcard bind.
+        None => match stream.local_addr() {
+            Ok(local) => Endpoint { host: local.ip().to_string(), port: i32::from(local.port()) },
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection has no local address");
+                return;
+            }
+        },
+    };
+    let mut session = Session {
+        listener: listener.name.clone(),
+        security_protocol: listener.spec.security_protocol,
+        endpoint,
+        peer,
+        principal: Principal::anonymous(),
+    };
+    match &listener.tls {
+        Some(tls) => match tls.accept(stream).await {
+            Ok((stream, principal)) => {
+                tracing::debug!(%peer, listener = %session.listener, %principal, "TLS client connected");
+                session.principal = principal;
+                let (rd, wr) = tokio::io::split(stream);
+                serve(broker, session, rd, wr, shutdown).await;
+            }
+            Err(reason) => {
+                metrics::counter!(crate::metrics::TLS_HANDSHAKE_FAILURES, "listener" => listener.name.to_string())
+                    .increment(1);
+                log_rejected(peer, &reason);
+            }
+        },
+        None => {
+            if starts_with_tls_handshake(&stream, broker.config.connections_max_idle()).await {
+                metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
+                log_rejected(peer, &format!("TLS handshake (a TLS client?) on plaintext listener {}", listener.name));
+                return;
+            }
+            let (rd, wr) = stream.into_split();
+            serve(broker, session, rd, wr, shutdown).await;
+        }
+    }
+}
+
+/// Whether the client's first byte starts a TLS handshake record (0x16). A
+/// Kafka request starts with a length prefix whose first byte is 0 for any
+/// frame under 16 MiB, and the first frame is bounded far below that.
+async fn starts_with_tls_handshake(stream: &TcpStream, wait_max: std::time::Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(tokio::time::timeout(wait_max, stream.peek(&mut first)).await, Ok(Ok(1)) if first[0] == 0x16)
+}
+
+/// Serves one connection until the client leaves, a frame is bad, or the
+/// broker shuts down (then in-flight requests finish first).
+pub async fn serve<R, W>(broker: Arc<Broker>, session: Session, rd: R, mut wr: W, mut shutdown: watch::Receiver<bool>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let peer = session.peer;
     let _open = OpenConnection::counted();
     // Until the client has completed a request, frames are held to the small
     // pre-authentication bound, so an anonymous connection cannot make the
@@ -62,7 +125,7 @@ pub async fn serve(
             }
             frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
                 match frame {
-                    Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &endpoint, peer, bytes, budget).await {
+                    Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &session, bytes, budget).await {
                         Ok(pending) => {
                             inflight.push_back(pending);
                             if !greeted {
@@ -149,8 +212,7 @@ impl Drop for OpenConnection {
 /// released when the response has been built.
 async fn start_request(
     broker: &Arc<Broker>,
-    endpoint: &Endpoint,
-    peer: SocketAddr,
+    session: &Session,
     frame: bytes::Bytes,
     budget: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<InFlight, String> {
@@ -172,7 +234,7 @@ async fn start_request(
     let request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
     let started = std::time::Instant::now();
-    let pending = handler::dispatch(broker, endpoint, peer, request).await.map_err(|e| e.to_string())?;
+    let pending = handler::dispatch(broker, session, request).await.map_err(|e| e.to_string())?;
     Ok(Box::pin(async move {
         let body = pending.await;
         drop(budget);

@@ -1,7 +1,9 @@
 //! Runnel's broker: a Kafka-wire-compatible server over the `runnel-log`
 //! storage engine.
 //!
-//! Layers, top down: [`server`] accepts connections; [`connection`] frames,
+//! Layers, top down: [`server`] accepts connections on each [`listener`]
+//! (TLS ones through [`tls`]), each with a [`session`] naming its client;
+//! [`connection`] frames,
 //! guards and orders requests; [`handler`] holds one module per Kafka API;
 //! [`broker`] and [`partition`] hold the state the handlers share; [`meta`] is
 //! the metadata state machine; [`group`] and [`txn`] are the group and
@@ -18,12 +20,15 @@ pub mod error;
 pub mod group;
 pub mod handler;
 pub mod http;
+pub mod listener;
 pub mod meta;
 pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod retention;
 pub mod server;
+pub mod session;
+pub mod tls;
 pub mod txn;
 
 pub use broker::Broker;

@@ -21,6 +21,8 @@ pub const REQUEST_DURATION: &str = "runnel_request_duration_seconds";
 pub const CONNECTIONS: &str = "runnel_connections";
 pub const CONNECTIONS_ACCEPTED: &str = "runnel_connections_accepted_total";
 pub const CONNECTIONS_CLOSED_BAD_INPUT: &str = "runnel_connections_closed_bad_input_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "runnel_tls_handshake_failures_total";
+pub const TLS_RELOADS: &str = "runnel_tls_certificate_reloads_total";
 pub const BYTES_IN: &str = "runnel_topic_bytes_in_total";
 pub const RECORDS_IN: &str = "runnel_topic_records_in_total";
 pub const BYTES_OUT: &str = "runnel_topic_bytes_out_total";
@@ -115,6 +117,11 @@ fn describe() {
     describe_gauge!(CONNECTIONS, "Open client connections");
     describe_counter!(CONNECTIONS_ACCEPTED, "Client connections accepted");
     describe_counter!(CONNECTIONS_CLOSED_BAD_INPUT, "Connections closed because of a bad frame or request");
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "Connections to a TLS listener refused before or during the TLS handshake"
+    );
+    describe_counter!(TLS_RELOADS, "Reloads of changed TLS certificate files, by result (ok, error)");
     describe_counter!(BYTES_IN, Unit::Bytes, "Record batch bytes appended, by topic");
     describe_counter!(RECORDS_IN, "Records appended, by topic");
     describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes returned by Fetch, by topic");

@@ -1,8 +1,8 @@
-//! The listener: accepts connections up to `max.connections` (and
-//! `max.connections.per.ip` from one address), runs periodic
-//! storage work, and shuts down cleanly.
+//! The listeners: each accepts connections (all of them together up to
+//! `max.connections`, and `max.connections.per.ip` from one address); the
+//! server also runs periodic storage work and shuts down cleanly.
 //!
-//! Shutdown order: stop accepting, tell every connection to stop reading,
+//! Shutdown order: stop accepting on every listener, tell every connection to stop reading,
 //! wait (bounded by `shutdown.timeout.ms`) for requests in progress to be
 //! answered, then flush, checkpoint and write the clean-shutdown marker.
 
@@ -18,83 +18,106 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::Broker;
 use crate::cleaner;
+use crate::config::ConfigError;
 use crate::connection;
-use crate::handler::{now_ms, Endpoint};
+use crate::handler::now_ms;
+use crate::listener::{Listener, SecurityProtocol};
 use crate::retention;
+use crate::tls::{TlsError, TlsListener, TlsSettings};
+
+/// A listener could not be set up; the broker does not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot bind listener {listener} on {addr}: {source}")]
+    Bind { listener: String, addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A listener bound to its socket.
+struct Bound {
+    listener: Arc<Listener>,
+    socket: TcpListener,
+}
 
 /// A bound, ready broker.
 pub struct Server {
     broker: Arc<Broker>,
-    listener: TcpListener,
-    endpoint: Endpoint,
+    listeners: Vec<Bound>,
 }
 
 impl Server {
-    /// Binds the listener. The advertised endpoint defaults to the bound address.
-    pub async fn bind(broker: Arc<Broker>) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(broker.config.listen()).await?;
-        let local = listener.local_addr()?;
-        let endpoint = match broker.config.advertised_listener() {
-            Some(adv) => parse_endpoint(&adv).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("advertised listener '{adv}' is not host:port"),
-                )
-            })?,
-            None => Endpoint { host: local.ip().to_string(), port: i32::from(local.port()) },
-        };
-        Ok(Server { broker, listener, endpoint })
+    /// Binds every listener and reads the certificates of TLS listeners.
+    pub async fn bind(broker: Arc<Broker>) -> Result<Server, BindError> {
+        let mut listeners = Vec::new();
+        for spec in crate::listener::listeners(&broker.config)? {
+            let addr = spec.bind_address();
+            let socket = TcpListener::bind(&addr).await.map_err(|source| BindError::Bind {
+                listener: spec.name.clone(),
+                addr: addr.clone(),
+                source,
+            })?;
+            let tls = match spec.security_protocol.uses_tls() {
+                true => Some(TlsListener::load(TlsSettings::from_config(&broker.config, &spec.name)?)?),
+                false => None,
+            };
+            let listener = Arc::new(Listener { name: spec.name.as_str().into(), spec, tls });
+            listeners.push(Bound { listener, socket });
+        }
+        Ok(Server { broker, listeners })
     }
 
+    /// The address of the first listener (the one `runnel serve` prints).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listeners[0].socket.local_addr().expect("bound listener has an address")
+    }
+
+    /// Every listener's name, security protocol and bound address.
+    pub fn listener_addrs(&self) -> Vec<(String, SecurityProtocol, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|b| {
+                let addr = b.socket.local_addr().expect("bound listener has an address");
+                (b.listener.spec.name.clone(), b.listener.spec.security_protocol, addr)
+            })
+            .collect()
     }
 
     /// Serves until `shutdown` resolves, then shuts down cleanly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), runnel_log::LogError> {
-        let Server { broker, listener, endpoint } = self;
+        let Server { broker, listeners } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         // Every connection holds a clone; when all are dropped, all connections are done.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        let permits = Arc::new(Semaphore::new(broker.config.max_connections()));
-        let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+        let limits = Arc::new(Limits {
+            permits: Arc::new(Semaphore::new(broker.config.max_connections())),
+            per_ip: Arc::default(),
+            per_ip_max: broker.config.max_connections_per_ip(),
+        });
         let background = tokio::spawn(periodic(broker.clone(), stop_rx.clone()));
         // Not awaited at shutdown: closing the logs stops a cleaning in progress (see `cleaner`).
         tokio::spawn(cleaner::run(broker.clone(), stop_rx.clone()));
         let group_timers = tokio::spawn(crate::group::run(broker.clone(), stop_rx.clone()));
         let txn_timers = tokio::spawn(crate::txn::run(broker.clone(), stop_rx.clone()));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-            };
-            let (stream, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Usually EMFILE; back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
-            let Some(per_ip) = PerIpSlot::take(&per_ip, peer.ip(), broker.config.max_connections_per_ip()) else {
-                connection::log_rejected(peer, "max.connections.per.ip reached");
-                drop(stream);
-                continue;
-            };
-            let (broker, endpoint, stop, done) = (broker.clone(), endpoint.clone(), stop_rx.clone(), done_tx.clone());
-            tokio::spawn(async move {
-                connection::serve(broker, endpoint, stream, peer, stop).await;
-                drop((permit, per_ip, done));
-            });
+        let mut accepting = Vec::new();
+        for bound in listeners {
+            if let Some(tls) = &bound.listener.tls {
+                tokio::spawn(tls.clone().watch_files(stop_rx.clone()));
+            }
+            let task = accept_loop(broker.clone(), bound, limits.clone(), stop_rx.clone(), done_tx.clone());
+            accepting.push(tokio::spawn(task));
         }
+        shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in progress");
-        drop(listener);
         stop_tx.send_replace(true);
+        for task in accepting {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "accept task ended abnormally");
+            }
+        }
         drop(done_tx);
         let timeout = Duration::from_millis(broker.config.shutdown_timeout_ms());
         if tokio::time::timeout(timeout, done_rx.recv()).await.is_err() {
@@ -113,6 +136,53 @@ impl Server {
         tokio::task::spawn_blocking(move || b.shutdown()).await.expect("shutdown does not panic")?;
         tracing::info!("clean shutdown complete");
         Ok(())
+    }
+}
+
+/// The connection limits all listeners share: `max.connections` and
+/// `max.connections.per.ip`.
+struct Limits {
+    permits: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_ip_max: usize,
+}
+
+/// Accepts connections on one listener until `stop`; the socket closes when it returns.
+async fn accept_loop(
+    broker: Arc<Broker>,
+    bound: Bound,
+    limits: Arc<Limits>,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    let Bound { listener, socket } = bound;
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            permit = limits.permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = socket.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually EMFILE; back off instead of spinning.
+                    tracing::warn!(listener = %listener.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(per_ip) = PerIpSlot::take(&limits.per_ip, peer.ip(), limits.per_ip_max) else {
+            connection::log_rejected(peer, "max.connections.per.ip reached");
+            drop(stream);
+            continue;
+        };
+        let (broker, listener, stop, done) = (broker.clone(), listener.clone(), stop.clone(), done.clone());
+        tokio::spawn(async move {
+            connection::accept(broker, listener, stream, peer, stop).await;
+            drop((permit, per_ip, done));
+        });
     }
 }
 
@@ -174,10 +244,4 @@ impl Drop for PerIpSlot {
             }
         }
     }
-}
-
-fn parse_endpoint(s: &str) -> Option<Endpoint> {
-    let (host, port) = s.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    Some(Endpoint { host: host.trim_matches(|c| c == '[' || c == ']').to_string(), port: i32::from(port) })
 }

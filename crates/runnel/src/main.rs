@@ -60,7 +60,7 @@ struct CompletionsArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address the Kafka listener binds (port 0 picks a free port).
+    /// Address the Kafka listener binds (port 0 picks a free port); `listeners` (several, TLS), when set, replaces it.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
     /// Data directory (Kafka: log.dirs).
@@ -189,8 +189,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(runnel_broker::http::serve(http_listener, admin.clone()));
         tracing::info!(%http_addr, "admin endpoint serving /metrics, /health, /ready");
         let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
-        let server = Server::bind(broker.clone()).await.context("cannot bind the listener")?;
+        let server = Server::bind(broker.clone()).await.context("cannot set up the listeners")?;
         let addr = server.local_addr();
+        for (listener, security_protocol, addr) in server.listener_addrs() {
+            tracing::info!(%listener, %security_protocol, %addr, "listener bound");
+        }
         admin.set_ready(broker);
         tracing::info!(%addr, "ready");
         let mut stdout = std::io::stdout().lock();

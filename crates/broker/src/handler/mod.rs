@@ -47,7 +47,6 @@ pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,12 +55,13 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use crate::broker::Broker;
 use crate::protocol::Request;
+use crate::session::Session;
 
 /// A response to come: `None` when the request gets no response (`acks=0`).
 pub type Pending = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
 
 /// The address clients should use to reach this broker.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub host: String,
     pub port: i32,
@@ -72,13 +72,9 @@ pub struct Endpoint {
 #[error("api {0:?} is not served")]
 pub struct NotServed(pub ApiKey);
 
-/// Routes a decoded request to its handler. `peer` is the client's address.
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    endpoint: &Endpoint,
-    peer: SocketAddr,
-    request: Request,
-) -> Result<Pending, NotServed> {
+/// Routes a decoded request to its handler, for the client `session` names.
+pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Result<Pending, NotServed> {
+    let (endpoint, peer) = (&session.endpoint, session.peer);
     let version = request.header.request_api_version;
     let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let broker = broker.clone();

@@ -29,6 +29,7 @@ pub struct BrokerProcess {
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl BrokerProcess {
@@ -36,21 +37,44 @@ impl BrokerProcess {
     pub fn start(data_dir: &Path, settings: &[&str]) -> BrokerProcess {
         let extra_args: Vec<String> = settings.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect();
         let log_path = data_dir.with_extension("log");
-        let (child, addr) = spawn(data_dir, &extra_args, &log_path);
-        BrokerProcess { child: Some(child), addr, data_dir: data_dir.to_path_buf(), log_path, extra_args }
+        let (child, addr) = spawn(data_dir, &extra_args, &[], &log_path);
+        BrokerProcess { child: Some(child), addr, data_dir: data_dir.to_path_buf(), log_path, extra_args, env: vec![] }
+    }
+
+    /// Starts a broker like [`BrokerProcess::start`] with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_with_env(data_dir: &Path, settings: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
+        let extra_args: Vec<String> = settings.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let log_path = data_dir.with_extension("log");
+        let (child, addr) = spawn(data_dir, &extra_args, &env, &log_path);
+        BrokerProcess { child: Some(child), addr, data_dir: data_dir.to_path_buf(), log_path, extra_args, env }
+    }
+
+    /// The bound address of listener `name`, from its "listener bound" log line.
+    pub fn listener_addr(&self, name: &str) -> String {
+        let logs = self.logs();
+        let field = format!("listener={name} ");
+        let line = logs
+            .lines()
+            .rev()
+            .find(|l| l.contains("listener bound") && l.contains(&field))
+            .unwrap_or_else(|| panic!("no 'listener bound' line for {name}; log:\n{logs}"));
+        let start = line.find("addr=").expect("addr field") + "addr=".len();
+        line[start..].split_whitespace().next().expect("address").to_string()
     }
 
     /// Starts a broker without waiting for it to become ready; `wait_ready` waits.
     pub fn launch(data_dir: &Path, settings: &[&str]) -> (BrokerProcess, mpsc::Receiver<String>) {
         let extra_args: Vec<String> = settings.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect();
         let log_path = data_dir.with_extension("log");
-        let (child, ready) = launch(data_dir, &extra_args, &log_path);
+        let (child, ready) = launch(data_dir, &extra_args, &[], &log_path);
         let broker = BrokerProcess {
             child: Some(child),
             addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log_path,
             extra_args,
+            env: vec![],
         };
         (broker, ready)
     }
@@ -111,7 +135,7 @@ impl BrokerProcess {
     /// Starts the broker again over the same data directory (on a new port).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker before restarting it");
-        let (child, addr) = spawn(&self.data_dir, &self.extra_args, &self.log_path);
+        let (child, addr) = spawn(&self.data_dir, &self.extra_args, &self.env, &self.log_path);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -164,13 +188,18 @@ impl Drop for BrokerProcess {
     }
 }
 
-fn spawn(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, String) {
-    let (child, ready) = launch(data_dir, extra_args, log_path);
+fn spawn(data_dir: &Path, extra_args: &[String], env: &[(String, String)], log_path: &Path) -> (Child, String) {
+    let (child, ready) = launch(data_dir, extra_args, env, log_path);
     await_ready(child, &ready, log_path)
 }
 
 /// Starts `runnel serve`; the receiver gets the address from its readiness line.
-fn launch(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, mpsc::Receiver<String>) {
+fn launch(
+    data_dir: &Path,
+    extra_args: &[String],
+    env: &[(String, String)],
+    log_path: &Path,
+) -> (Child, mpsc::Receiver<String>) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("broker log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
         .arg("serve")
@@ -182,6 +211,7 @@ fn launch(data_dir: &Path, extra_args: &[String], log_path: &Path) -> (Child, mp
         .arg(data_dir)
         .args(extra_args)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .spawn()
