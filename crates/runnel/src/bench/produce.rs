@@ -7,24 +7,32 @@
 //! record's opaque pointer-sized value. This is also the producer half of
 //! `runnel bench e2e`.
 //!
+//! The generator shares the machine with the broker it measures, so every
+//! CPU cycle it spends per record is taken from the broker. A send therefore
+//! goes through a topic handle resolved once per producer (no topic name to
+//! copy and look up per record), and the value is not copied: librdkafka
+//! points at the payload pool, which lives until the process ends.
+//!
 //! With `--transactional-id` each producer sends its records in transactions
 //! of `--txn-records` records: begin, send, commit (which waits for every
 //! record of the transaction to be acknowledged), and the commit call's time
 //! goes into a histogram of its own.
 
+use std::ffi::{c_void, CString};
 use std::fmt::Write as _;
+use std::ptr::{self, NonNull};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rand::RngCore;
+use rdkafka::bindings as rdsys;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaTopic};
 
 use super::report::{Counters, Latency, Progress, Summary, PROGRESS_INTERVAL};
 use super::{check_reachable, ensure_topic, CommonArgs, Limit, ProducerTuning};
@@ -39,6 +47,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_millis(MESSAGE_TIMEOUT_MS + 30_00
 const PAYLOAD_POOL_BYTES: usize = 8 << 20;
 /// How long a sender waits when librdkafka's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
+/// librdkafka's partition number for "let the partitioner choose" (RD_KAFKA_PARTITION_UA).
+const PARTITION_UNASSIGNED: i32 = -1;
+/// librdkafka message flags for a send that neither copies nor frees the value.
+const MSG_FLAGS_NO_COPY: i32 = 0;
 /// A run with neither --count nor --duration lasts this long.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// How long initialising, committing or aborting a transaction may take.
@@ -289,6 +301,12 @@ impl Payloads {
         Payloads { pool, size, slots }
     }
 
+    /// A pool that lives until the process ends, so that librdkafka may point
+    /// at its bytes instead of copying them (see [`TopicSender::send`]).
+    pub fn new_static(size: usize) -> &'static Payloads {
+        Box::leak(Box::new(Payloads::new(size)))
+    }
+
     /// The value of record number `i`; consecutive records use disjoint bytes.
     pub fn get(&self, i: u64) -> &[u8] {
         let start = (i % self.slots as u64) as usize * self.size;
@@ -321,32 +339,89 @@ impl Pacer {
     }
 }
 
+/// One producer's sends to one topic, through a librdkafka topic handle
+/// that is resolved once instead of per record by name.
+/// Borrowing the producer keeps the handle from outliving it.
+pub struct TopicSender<'p> {
+    producer: &'p BenchProducer,
+    topic: NonNull<RDKafkaTopic>,
+}
+
+impl<'p> TopicSender<'p> {
+    pub fn new(producer: &'p BenchProducer, topic: &str) -> anyhow::Result<TopicSender<'p>> {
+        let name = CString::new(topic).with_context(|| format!("topic name {topic:?} contains a NUL byte"))?;
+        // SAFETY: the producer's librdkafka handle is live for the call, which
+        // copies the name; a null topic configuration means the defaults.
+        let handle = unsafe { rdsys::rd_kafka_topic_new(producer.client().native_ptr(), name.as_ptr(), ptr::null_mut()) };
+        let topic = NonNull::new(handle).ok_or_else(|| anyhow!("cannot use topic {topic}: {}", last_error()))?;
+        Ok(TopicSender { producer, topic })
+    }
+
+    /// Hands one record to librdkafka, stamped with the send time for the
+    /// latency histogram. The key is copied; the value is not, which is why
+    /// it must live until the process ends.
+    pub fn send(&self, key: Option<&[u8]>, value: &'static [u8]) -> Result<(), RDKafkaErrorCode> {
+        let (key_ptr, key_len) = key.map_or((ptr::null(), 0), |k| (k.as_ptr().cast::<c_void>(), k.len()));
+        let opaque = self.producer.context().stamp() as *mut c_void;
+        // SAFETY: the topic handle is live (it is destroyed only on drop, and
+        // borrows the producer). With no copy flag librdkafka keeps a pointer
+        // to `value` until the record is delivered or purged and never writes
+        // through it; `value` is 'static. The key is always copied.
+        let result = unsafe {
+            rdsys::rd_kafka_produce(
+                self.topic.as_ptr(),
+                PARTITION_UNASSIGNED,
+                MSG_FLAGS_NO_COPY,
+                value.as_ptr().cast_mut().cast::<c_void>(),
+                value.len(),
+                key_ptr,
+                key_len,
+                opaque,
+            )
+        };
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(last_error())
+        }
+    }
+}
+
+impl Drop for TopicSender<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from rd_kafka_topic_new and is released once;
+        // the producer it belongs to is still live (borrowed for 'p). Records
+        // still queued hold references of their own.
+        unsafe { rdsys::rd_kafka_topic_destroy(self.topic.as_ptr()) };
+    }
+}
+
+/// The error of this thread's last failed librdkafka call.
+fn last_error() -> RDKafkaErrorCode {
+    // SAFETY: reads a thread-local error code; no arguments.
+    RDKafkaErrorCode::from(unsafe { rdsys::rd_kafka_last_error() })
+}
+
 /// Sends one record, waiting while librdkafka's local queue is full. Returns
 /// false when the deadline passed while waiting; a record that librdkafka
 /// refuses outright is counted as failed.
 pub fn send_one(
-    producer: &BenchProducer,
-    topic: &str,
+    sender: &TopicSender<'_>,
     key: Option<&[u8]>,
-    payload: &[u8],
+    payload: &'static [u8],
     counters: &Counters,
     deadline: Option<Instant>,
 ) -> bool {
     loop {
-        let mut record =
-            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, producer.context().stamp()).payload(payload);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        match producer.send(record) {
+        match sender.send(key, payload) {
             Ok(()) => return true,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err(RDKafkaErrorCode::QueueFull) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return false;
                 }
                 std::thread::sleep(QUEUE_FULL_BACKOFF);
             }
-            Err((error, _)) => {
+            Err(error) => {
                 counters.fail(|| format!("send: {error}"));
                 return true;
             }
@@ -378,11 +453,18 @@ fn send_loop(
     producer: &BenchProducer,
     topic: &str,
     keys: u64,
-    payloads: &Payloads,
+    payloads: &'static Payloads,
     counters: &Counters,
     share: Share,
     mut txn: Option<Transactions>,
 ) -> Option<Transactions> {
+    let sender = match TopicSender::new(producer, topic) {
+        Ok(sender) => sender,
+        Err(error) => {
+            counters.fail(|| format!("{error:#}"));
+            return txn;
+        }
+    };
     let pacer = Pacer::new(share.rate, share.start);
     let mut sent = 0u64;
     let mut key = String::new();
@@ -400,7 +482,7 @@ fn send_loop(
         if txn.as_mut().is_some_and(|t| !t.before_send(producer, counters)) {
             break;
         }
-        if !send_one(producer, topic, key, payloads.get(index), counters, share.deadline) {
+        if !send_one(&sender, key, payloads.get(index), counters, share.deadline) {
             break;
         }
         if let Some(t) = txn.as_mut() {
@@ -428,7 +510,7 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
     let n = args.producers;
     let producers: Vec<BenchProducer> =
         (0..n).map(|i| create_producer(&config, &args.tuning, i, &counters, epoch)).collect::<anyhow::Result<_>>()?;
-    let payloads = Payloads::new(args.record_size);
+    let payloads = Payloads::new_static(args.record_size);
 
     let (count, duration) = match limit {
         Limit::Count(c) => (Some(c), None),
@@ -450,7 +532,7 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
                     // Producers start at different records of the pool.
                     first_index: i * 7919,
                 };
-                let (topic, keys, payloads, counters) = (&args.topic, args.keys, &payloads, &*counters);
+                let (topic, keys, counters) = (&args.topic, args.keys, &*counters);
                 let txn = Transactions::from_tuning(&args.tuning);
                 scope.spawn(move || send_loop(producer, topic, keys, payloads, counters, share, txn))
             })
