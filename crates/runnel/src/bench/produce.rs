@@ -3,15 +3,16 @@
 //! Each producer is a librdkafka `ThreadedProducer` fed by a thread of its
 //! own. Records carry no per-record future: a delivery callback on the
 //! producer's poll thread counts acknowledged records and bytes and records
-//! the time from the send call to the acknowledgement, carried in the
-//! record's opaque pointer-sized value. This is also the producer half of
-//! `runnel bench e2e`.
+//! the time from the send call to the acknowledgement, as librdkafka measures
+//! it. This is also the producer half of `runnel bench e2e`.
 //!
 //! The generator shares the machine with the broker it measures, so every
 //! CPU cycle it spends per record is taken from the broker. A send therefore
 //! goes through a topic handle resolved once per producer (no topic name to
 //! copy and look up per record), and the value is not copied: librdkafka
-//! points at the payload pool, which lives until the process ends.
+//! points at the payload pool, which lives until the process ends. A run
+//! that sends as fast as it can reads the clock for one acknowledged record
+//! in `LATENCY_SAMPLE_EVERY` only, and the summary says so.
 //!
 //! With `--transactional-id` each producer sends its records in transactions
 //! of `--txn-records` records: begin, send, commit (which waits for every
@@ -20,6 +21,7 @@
 
 use std::ffi::{c_void, CString};
 use std::fmt::Write as _;
+use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +32,7 @@ use rand::RngCore;
 use rdkafka::bindings as rdsys;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaTopic};
 
@@ -42,15 +44,24 @@ use super::{check_reachable, ensure_topic, CommonArgs, Limit, ProducerTuning};
 const MESSAGE_TIMEOUT_MS: u64 = 30_000;
 /// How long the final flush may wait for outstanding acknowledgements.
 const FLUSH_TIMEOUT: Duration = Duration::from_millis(MESSAGE_TIMEOUT_MS + 30_000);
-/// Bytes of pre-generated random payload that records are cut from. Records in
-/// one batch never share bytes, so a compressor finds no repeats across them.
+/// Bytes of pre-generated random payload that records are cut from when they
+/// are compressed. Records in one batch (at most 1 MB by default) never share
+/// bytes, so a compressor finds no repeats across them.
 const PAYLOAD_POOL_BYTES: usize = 8 << 20;
+/// The pool for uncompressed records: nothing looks for repeats, so it is
+/// small enough to stay in the CPU cache while librdkafka copies records into
+/// requests, as a single reused buffer would.
+const PAYLOAD_POOL_BYTES_UNCOMPRESSED: usize = 64 << 10;
 /// How long a sender waits when librdkafka's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 /// librdkafka's partition number for "let the partitioner choose" (RD_KAFKA_PARTITION_UA).
 const PARTITION_UNASSIGNED: i32 = -1;
 /// librdkafka message flags for a send that neither copies nor frees the value.
 const MSG_FLAGS_NO_COPY: i32 = 0;
+/// In a run without --rate, the ack latency of one record in this many is recorded.
+const LATENCY_SAMPLE_EVERY: u64 = 8;
+/// Acknowledged records a producer adds up before it updates the shared counters.
+const PUBLISH_EVERY: u64 = 1024;
 /// A run with neither --count nor --duration lasts this long.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// How long initialising, committing or aborting a transaction may take.
@@ -107,47 +118,99 @@ pub struct ProduceArgs {
     pub tuning: ProducerTuning,
 }
 
-/// Counts acknowledgements and their latency for one producer. The delivery
-/// opaque of each record is its send time in nanoseconds since `epoch`.
+/// Counts acknowledgements and their latency for one producer.
+///
+/// The latency of a record is librdkafka's own: from the send call, whose
+/// time librdkafka takes anyway, to the delivery report. Reading the clock
+/// costs more than the rest of the callback, so a run that sends as fast as
+/// it can records the latency of every `latency_every`-th acknowledged record
+/// only. Acknowledged records and bytes are added up here and handed to the
+/// shared counters every `PUBLISH_EVERY` records and on
+/// [`DeliveryContext::publish`], so the producers' poll threads do not all
+/// write one cache line per record.
 pub struct DeliveryContext {
     counters: Arc<Counters>,
-    latency: Mutex<Latency>,
-    epoch: Instant,
+    latency_every: u64,
+    acked: Mutex<Acked>,
+}
+
+/// What a producer's delivery callback has seen.
+struct Acked {
+    latency: Latency,
+    /// Acknowledged records since the start, for sampling.
+    seen: u64,
+    /// Records and bytes not yet added to the shared counters.
+    records: u64,
+    bytes: u64,
 }
 
 impl DeliveryContext {
-    pub fn new(counters: Arc<Counters>, epoch: Instant) -> DeliveryContext {
-        DeliveryContext { counters, latency: Mutex::new(Latency::new()), epoch }
+    pub fn new(counters: Arc<Counters>, latency_every: u64) -> DeliveryContext {
+        let acked = Acked { latency: Latency::new(), seen: 0, records: 0, bytes: 0 };
+        DeliveryContext { counters, latency_every: latency_every.max(1), acked: Mutex::new(acked) }
     }
 
-    /// The opaque value for a record sent now.
-    pub fn stamp(&self) -> usize {
-        nanos_since(self.epoch) as usize
+    /// Adds the records and bytes not yet counted to the shared counters.
+    pub fn publish(&self) {
+        let mut acked = self.acked.lock().expect("acked lock");
+        self.counters.add(acked.records, acked.bytes);
+        acked.records = 0;
+        acked.bytes = 0;
     }
 
     pub fn take_latency(&self) -> Latency {
-        std::mem::replace(&mut *self.latency.lock().expect("latency lock"), Latency::new())
+        std::mem::replace(&mut self.acked.lock().expect("acked lock").latency, Latency::new())
     }
 }
 
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
+    type DeliveryOpaque = ();
 
-    fn delivery(&self, result: &DeliveryResult<'_>, sent_at_ns: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(message) => {
-                let now = nanos_since(self.epoch);
-                let latency = Duration::from_nanos(now.saturating_sub(sent_at_ns as u64));
-                self.counters.add(1, (message.payload_len() + message.key_len()) as u64);
-                self.latency.lock().expect("latency lock").record(latency);
+                let mut acked = self.acked.lock().expect("acked lock");
+                if acked.seen.is_multiple_of(self.latency_every) {
+                    if let Some(latency) = latency_since_send(message) {
+                        acked.latency.record(latency);
+                    }
+                }
+                acked.seen += 1;
+                acked.records += 1;
+                acked.bytes += (message.payload_len() + message.key_len()) as u64;
+                if acked.records >= PUBLISH_EVERY {
+                    self.counters.add(acked.records, acked.bytes);
+                    acked.records = 0;
+                    acked.bytes = 0;
+                }
             }
             Err((error, message)) => {
                 self.counters.fail(|| format!("partition {}: {error}", message.partition()));
             }
         }
     }
+}
+
+/// Which acknowledged records get their latency recorded: every one in a
+/// paced run, one in `LATENCY_SAMPLE_EVERY` in a run that sends as fast as it
+/// can (where librdkafka's queue, not the broker, makes most of the latency).
+pub fn latency_every(rate: u64) -> u64 {
+    if rate == 0 {
+        LATENCY_SAMPLE_EVERY
+    } else {
+        1
+    }
+}
+
+/// How long ago the record was handed to librdkafka, by librdkafka's clock;
+/// `None` when librdkafka does not know.
+fn latency_since_send(message: &BorrowedMessage<'_>) -> Option<Duration> {
+    // SAFETY: the message is a live delivery report borrowed for this call;
+    // the function only reads its enqueue time and the clock.
+    let us = unsafe { rdsys::rd_kafka_message_latency(message.ptr()) };
+    u64::try_from(us).ok().map(Duration::from_micros)
 }
 
 /// Nanoseconds since `epoch`; 2^64 ns is 584 years, so this never wraps.
@@ -175,16 +238,17 @@ pub fn producer_config(common: &CommonArgs, tuning: &ProducerTuning, linger_ms: 
     common.client_config(&settings)
 }
 
-/// Producer number `index`: with `--transactional-id`, its transactional id
-/// is `PREFIX-index` and its transactions are initialised.
+/// Producer number `index`, recording the latency of every `latency_every`-th
+/// acknowledged record: with `--transactional-id`, its transactional id is
+/// `PREFIX-index` and its transactions are initialised.
 pub fn create_producer(
     config: &ClientConfig,
     tuning: &ProducerTuning,
     index: u64,
     counters: &Arc<Counters>,
-    epoch: Instant,
+    latency_every: u64,
 ) -> anyhow::Result<BenchProducer> {
-    let context = DeliveryContext::new(Arc::clone(counters), epoch);
+    let context = DeliveryContext::new(Arc::clone(counters), latency_every);
     let mut config = config.clone();
     if let Some(prefix) = &tuning.transactional_id {
         config.set("transactional.id", format!("{prefix}-{index}"));
@@ -294,8 +358,19 @@ pub struct Payloads {
 }
 
 impl Payloads {
-    pub fn new(size: usize) -> Payloads {
-        let slots = (PAYLOAD_POOL_BYTES / size.max(1)).max(16);
+    /// Values of `size` bytes for a producer configured by `config`; the pool
+    /// is large only when the records are compressed.
+    pub fn new(size: usize, config: &ClientConfig) -> Payloads {
+        let compressed = ["compression.codec", "compression.type"]
+            .iter()
+            .filter_map(|key| config.get(key))
+            .any(|codec| codec != "none");
+        let pool_bytes = if compressed { PAYLOAD_POOL_BYTES } else { PAYLOAD_POOL_BYTES_UNCOMPRESSED };
+        Payloads::with_pool_bytes(size, pool_bytes)
+    }
+
+    fn with_pool_bytes(size: usize, pool_bytes: usize) -> Payloads {
+        let slots = (pool_bytes / size.max(1)).max(16);
         let mut pool = vec![0u8; size * slots];
         rand::thread_rng().fill_bytes(&mut pool);
         Payloads { pool, size, slots }
@@ -303,8 +378,8 @@ impl Payloads {
 
     /// A pool that lives until the process ends, so that librdkafka may point
     /// at its bytes instead of copying them (see [`TopicSender::send`]).
-    pub fn new_static(size: usize) -> &'static Payloads {
-        Box::leak(Box::new(Payloads::new(size)))
+    pub fn new_static(size: usize, config: &ClientConfig) -> &'static Payloads {
+        Box::leak(Box::new(Payloads::new(size, config)))
     }
 
     /// The value of record number `i`; consecutive records use disjoint bytes.
@@ -341,10 +416,10 @@ impl Pacer {
 
 /// One producer's sends to one topic, through a librdkafka topic handle
 /// that is resolved once instead of per record by name.
-/// Borrowing the producer keeps the handle from outliving it.
 pub struct TopicSender<'p> {
-    producer: &'p BenchProducer,
     topic: NonNull<RDKafkaTopic>,
+    /// Borrowing the producer keeps the handle from outliving it.
+    _producer: PhantomData<&'p BenchProducer>,
 }
 
 impl<'p> TopicSender<'p> {
@@ -352,17 +427,16 @@ impl<'p> TopicSender<'p> {
         let name = CString::new(topic).with_context(|| format!("topic name {topic:?} contains a NUL byte"))?;
         // SAFETY: the producer's librdkafka handle is live for the call, which
         // copies the name; a null topic configuration means the defaults.
-        let handle = unsafe { rdsys::rd_kafka_topic_new(producer.client().native_ptr(), name.as_ptr(), ptr::null_mut()) };
+        let handle =
+            unsafe { rdsys::rd_kafka_topic_new(producer.client().native_ptr(), name.as_ptr(), ptr::null_mut()) };
         let topic = NonNull::new(handle).ok_or_else(|| anyhow!("cannot use topic {topic}: {}", last_error()))?;
-        Ok(TopicSender { producer, topic })
+        Ok(TopicSender { topic, _producer: PhantomData })
     }
 
-    /// Hands one record to librdkafka, stamped with the send time for the
-    /// latency histogram. The key is copied; the value is not, which is why
-    /// it must live until the process ends.
+    /// Hands one record to librdkafka. The key is copied; the value is not,
+    /// which is why it must live until the process ends.
     pub fn send(&self, key: Option<&[u8]>, value: &'static [u8]) -> Result<(), RDKafkaErrorCode> {
         let (key_ptr, key_len) = key.map_or((ptr::null(), 0), |k| (k.as_ptr().cast::<c_void>(), k.len()));
-        let opaque = self.producer.context().stamp() as *mut c_void;
         // SAFETY: the topic handle is live (it is destroyed only on drop, and
         // borrows the producer). With no copy flag librdkafka keeps a pointer
         // to `value` until the record is delivered or purged and never writes
@@ -376,7 +450,7 @@ impl<'p> TopicSender<'p> {
                 value.len(),
                 key_ptr,
                 key_len,
-                opaque,
+                ptr::null_mut(),
             )
         };
         if result == 0 {
@@ -429,8 +503,8 @@ pub fn send_one(
     }
 }
 
-/// Waits for every outstanding acknowledgement; records still unacknowledged
-/// when the flush gives up count as failed.
+/// Waits for every outstanding acknowledgement and counts them all; records
+/// still unacknowledged when the flush gives up count as failed.
 pub fn flush(producer: &BenchProducer, counters: &Counters) {
     if let Err(error) = producer.flush(FLUSH_TIMEOUT) {
         let left = producer.in_flight_count().max(0) as u64;
@@ -438,6 +512,7 @@ pub fn flush(producer: &BenchProducer, counters: &Counters) {
             counters.fail(|| format!("flush: {error}"));
         }
     }
+    producer.context().publish();
 }
 
 /// What one sender thread does.
@@ -506,11 +581,12 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
 
     let config = producer_config(common, &args.tuning, args.linger_ms);
     let counters = Arc::new(Counters::default());
-    let epoch = Instant::now();
     let n = args.producers;
-    let producers: Vec<BenchProducer> =
-        (0..n).map(|i| create_producer(&config, &args.tuning, i, &counters, epoch)).collect::<anyhow::Result<_>>()?;
-    let payloads = Payloads::new_static(args.record_size);
+    let latency_every = latency_every(args.rate);
+    let producers: Vec<BenchProducer> = (0..n)
+        .map(|i| create_producer(&config, &args.tuning, i, &counters, latency_every))
+        .collect::<anyhow::Result<_>>()?;
+    let payloads = Payloads::new_static(args.record_size, &config);
 
     let (count, duration) = match limit {
         Limit::Count(c) => (Some(c), None),
@@ -557,6 +633,7 @@ pub fn run(common: &CommonArgs, args: &ProduceArgs) -> anyhow::Result<()> {
     summary.producers = Some(n as usize);
     summary.idempotent = Some(args.tuning.idempotent || args.tuning.transactional_id.is_some());
     summary.ack_latency_ms = latency.percentiles();
+    summary.set_ack_latency_every(latency_every);
     Transactions::report(transactions, &args.tuning, &mut summary);
     summary.print(common.json)?;
     fail_on_errors(&summary)
@@ -577,7 +654,7 @@ mod tests {
 
     #[test]
     fn payloads_are_random_and_consecutive_records_do_not_share_bytes() {
-        let payloads = Payloads::new(1024);
+        let payloads = Payloads::with_pool_bytes(1024, PAYLOAD_POOL_BYTES);
         let a = payloads.get(0);
         let b = payloads.get(1);
         assert_eq!(a.len(), 1024);
@@ -585,7 +662,19 @@ mod tests {
         assert!(a.iter().filter(|&&x| x == 0).count() < 64, "payload is not zeros");
         let wrap = payloads.get(payloads.slots as u64);
         assert_eq!(a, wrap);
-        assert!(Payloads::new(0).get(5).is_empty());
+        assert!(Payloads::with_pool_bytes(0, PAYLOAD_POOL_BYTES).get(5).is_empty());
+    }
+
+    #[test]
+    fn only_compressed_records_get_the_large_pool() {
+        let mut config = ClientConfig::new();
+        assert_eq!(Payloads::new(1024, &config).pool.len(), PAYLOAD_POOL_BYTES_UNCOMPRESSED);
+        config.set("compression.codec", "none");
+        assert_eq!(Payloads::new(1024, &config).pool.len(), PAYLOAD_POOL_BYTES_UNCOMPRESSED);
+        config.set("compression.type", "zstd");
+        assert_eq!(Payloads::new(1024, &config).pool.len(), PAYLOAD_POOL_BYTES);
+        // Records larger than the small pool still get 16 distinct values.
+        assert_eq!(Payloads::new(1 << 20, &ClientConfig::new()).slots, 16);
     }
 
     #[test]
