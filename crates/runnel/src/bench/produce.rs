@@ -52,8 +52,13 @@ const PAYLOAD_POOL_BYTES: usize = 8 << 20;
 /// small enough to stay in the CPU cache while librdkafka copies records into
 /// requests, as a single reused buffer would.
 const PAYLOAD_POOL_BYTES_UNCOMPRESSED: usize = 64 << 10;
-/// How long a sender waits when librdkafka's local queue is full.
-const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
+/// How long a sender waits when librdkafka's local queue is full. Its
+/// default bound of 100,000 records lasts far longer at any rate this
+/// generator reaches, and each wake-up costs a context switch.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(10);
+/// An unpaced sender looks at the clock for its deadline once per this many
+/// records (a paced one before every record).
+const DEADLINE_CHECK_EVERY: u64 = 64;
 /// librdkafka's partition number for "let the partitioner choose" (RD_KAFKA_PARTITION_UA).
 const PARTITION_UNASSIGNED: i32 = -1;
 /// librdkafka message flags for a send that neither copies nor frees the value.
@@ -541,10 +546,15 @@ fn send_loop(
         }
     };
     let pacer = Pacer::new(share.rate, share.start);
+    // Unpaced, a clock read per record would cost as much as the send itself.
+    let deadline_every = if share.rate > 0.0 { 1 } else { DEADLINE_CHECK_EVERY };
     let mut sent = 0u64;
     let mut key = String::new();
     loop {
-        if share.count.is_some_and(|n| sent >= n) || share.deadline.is_some_and(|d| Instant::now() >= d) {
+        if share.count.is_some_and(|n| sent >= n) {
+            break;
+        }
+        if sent.is_multiple_of(deadline_every) && share.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         pacer.wait(sent);
