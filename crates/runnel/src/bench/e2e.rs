@@ -98,9 +98,10 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     let acked = Arc::new(Counters::default());
     let received = Counters::default();
     let config = produce::producer_config(common, &args.tuning, args.linger_ms);
-    let producer = produce::create_producer(&config, &args.tuning, 0, &acked, epoch)?;
+    let latency_every = produce::latency_every(args.rate);
+    let producer = produce::create_producer(&config, &args.tuning, 0, &acked, latency_every)?;
     let stop = AtomicBool::new(false);
-    let payloads = Payloads::new(args.record_size);
+    let payloads = Payloads::new(args.record_size, &config);
 
     let (count, duration) = match limit {
         Limit::Count(c) => (Some(c), None),
@@ -139,6 +140,7 @@ pub fn run(common: &CommonArgs, args: &E2eArgs) -> anyhow::Result<()> {
     summary.record_size = Some(args.record_size);
     summary.missing = Some(acked.records().saturating_sub(received.records()));
     summary.ack_latency_ms = producer.context().take_latency().percentiles();
+    summary.set_ack_latency_every(latency_every);
     summary.e2e_latency_ms = e2e_latency.percentiles();
     summary.idempotent = Some(args.tuning.idempotent || args.tuning.transactional_id.is_some());
     Transactions::report(txn.into_iter().collect(), &args.tuning, &mut summary);
@@ -216,7 +218,7 @@ impl Sender<'_> {
         loop {
             let sent_at = nanos_since(self.epoch);
             value[..8].copy_from_slice(&sent_at.to_le_bytes());
-            let record = BaseRecord::<(), [u8], usize>::with_opaque_to(self.topic, sent_at as usize).payload(&*value);
+            let record = BaseRecord::<(), [u8]>::to(self.topic).payload(&*value);
             match self.producer.send(record) {
                 Ok(()) => return true,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

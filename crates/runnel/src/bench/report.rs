@@ -145,6 +145,10 @@ pub struct Summary {
     /// Send call to delivery report, in ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_latency_ms: Option<Percentiles>,
+    /// When only one acknowledged record in this many went into
+    /// `ack_latency_ms` (absent when every record did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_latency_sample_every: Option<u64>,
     /// Send call to the consumer receiving the record, in ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub e2e_latency_ms: Option<Percentiles>,
@@ -179,9 +183,15 @@ impl Summary {
             transactions: None,
             missing: None,
             ack_latency_ms: None,
+            ack_latency_sample_every: None,
             e2e_latency_ms: None,
             commit_latency_ms: None,
         }
+    }
+
+    /// Notes that the ack latency covers one record in `every` (1: all of them).
+    pub fn set_ack_latency_every(&mut self, every: u64) {
+        self.ack_latency_sample_every = (every > 1).then_some(every);
     }
 
     /// Prints the summary to stdout as text or as one JSON line.
@@ -233,21 +243,24 @@ impl Summary {
             s += &format!("  committed   {t} transactions\n");
         }
         if let Some(p) = &self.ack_latency_ms {
-            s += &format_latency("ack latency", p);
+            s += &format_latency("ack latency", p, self.ack_latency_sample_every);
         }
         if let Some(p) = &self.e2e_latency_ms {
-            s += &format_latency("e2e latency", p);
+            s += &format_latency("e2e latency", p, None);
         }
         if let Some(p) = &self.commit_latency_ms {
-            s += &format_latency("commit latency", p);
+            s += &format_latency("commit latency", p, None);
         }
         s
     }
 }
 
-fn format_latency(label: &str, p: &Percentiles) -> String {
+/// One line of percentiles; `sample_every` says when the samples are one
+/// record in that many.
+fn format_latency(label: &str, p: &Percentiles, sample_every: Option<u64>) -> String {
+    let sampled = sample_every.map_or_else(String::new, |n| format!(", 1 in {n} records"));
     format!(
-        "  {label} ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)\n",
+        "  {label} ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples{sampled})\n",
         p.p50, p.p90, p.p99, p.p999, p.max, p.count
     )
 }
@@ -358,5 +371,20 @@ mod tests {
         let json: serde_json::Value = serde_json::to_value(&summary).unwrap();
         assert_eq!(json["records"], 1000);
         assert!(json.get("e2e_latency_ms").is_none());
+        assert!(json.get("ack_latency_sample_every").is_none());
+    }
+
+    #[test]
+    fn sampled_ack_latency_says_so_in_text_and_json() {
+        let mut latency = Latency::new();
+        latency.record(Duration::from_millis(2));
+        let mut summary = Summary::new("produce", "t", 1, &Counters::default(), Duration::from_secs(1));
+        summary.ack_latency_ms = latency.percentiles();
+        summary.set_ack_latency_every(1);
+        assert!(summary.to_text().contains("(1 samples)"), "{}", summary.to_text());
+        summary.set_ack_latency_every(8);
+        assert!(summary.to_text().contains("(1 samples, 1 in 8 records)"), "{}", summary.to_text());
+        let json: serde_json::Value = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["ack_latency_sample_every"], 8);
     }
 }
