@@ -14,6 +14,8 @@
 #   CLEANER_IO_MAX=60000000  log.cleaner.io.max.bytes.per.second of the
 #                    throttled configuration in the compaction section
 #   TXN_PRODUCERS=2  producers of each configuration in the transactions section
+#   LOADGEN_PRODUCERS=1, LOADGEN_RECORDS=1000000  the load generator section's
+#                    runnel bench producers and records per run
 #
 # Baselines measured in the same run: the disk's sequential write rate with
 # and without fdatasync (dd, fio), and loopback TCP throughput (iperf3).
@@ -199,7 +201,8 @@ if want loadgen; then
 # runnel bench produce against librdkafka's own generator, rdkafka_performance,
 # built from the librdkafka source the conformance step builds, on one broker
 # with the same settings, alternating: is runnel bench ever the bottleneck?
-log "## load generator: runnel bench produce vs librdkafka's rdkafka_performance, 1 KiB, acks=1, 1,000,000 records, 4 partitions"
+LOADGEN_RECORDS=${LOADGEN_RECORDS:-1000000}
+log "## load generator: runnel bench produce vs librdkafka's rdkafka_performance, 1 KiB, acks=1, $LOADGEN_RECORDS records, 4 partitions"
 PERF_DIR=compat/librdkafka/build/librdkafka
 if [ -f "$PERF_DIR/src/librdkafka.a" ] && [ ! -x "$PERF_DIR/examples/rdkafka_performance" ]; then
   make -C "$PERF_DIR/examples" rdkafka_performance > /dev/null 2>&1 || true
@@ -216,14 +219,14 @@ if [ -x "$PERF_DIR/examples/rdkafka_performance" ]; then
     local mb
     if [ "$1" = ours ]; then
       mb=$(/usr/bin/time -o "$DIR/gen.time" -f '%U %S' \
-        "$BIN" bench produce --brokers "$ADDR" --topic gen --acks 1 --count 1000000 --producers "${LOADGEN_PRODUCERS:-1}" --json --quiet \
+        "$BIN" bench produce --brokers "$ADDR" --topic gen --acks 1 --count "$LOADGEN_RECORDS" --producers "${LOADGEN_PRODUCERS:-1}" --json --quiet \
         | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["mb_per_s"])')
     else
       mb=$(/usr/bin/time -o "$DIR/gen.time" -f '%U %S' \
-        "$PERF_DIR/examples/rdkafka_performance" -P -t gen -b "$ADDR" -s 1024 -c 1000000 -a 1 -X linger.ms=5 2>&1 \
+        "$PERF_DIR/examples/rdkafka_performance" -P -t gen -b "$ADDR" -s 1024 -c "$LOADGEN_RECORDS" -a 1 -X linger.ms=5 2>&1 \
         | sed -n 's/.* msgs\/s and \([0-9.]*\) MB\/s.*/\1/p' | tail -1)
     fi
-    echo "$mb $(awk '{printf "%.2f", ($1 + $2) / 1.024}' "$DIR/gen.time")"
+    echo "$mb $(awk -v gb="$(( LOADGEN_RECORDS * 1024 ))" '{printf "%.2f", ($1 + $2) / (gb / 1e9)}' "$DIR/gen.time")"
     stop_broker; rm -rf "$DIR/data"
   }
   : > "$DIR/gen"
@@ -239,7 +242,7 @@ if [ -x "$PERF_DIR/examples/rdkafka_performance" ]; then
   log "  runnel bench produce (--producers ${LOADGEN_PRODUCERS:-1}), MB/s per run: $(cut -d' ' -f1 "$DIR/gen" | tr '\n' ' ')"
   log "  rdkafka_performance -P, MB/s per run: $(cut -d' ' -f2 "$DIR/gen" | tr '\n' ' ')"
   log "  ratio runnel/rdkafka_performance per round: $(python3 -c 'import sys; print(" ".join("%.2f" % (float(l.split()[0]) / float(l.split()[1])) for l in open(sys.argv[1]) if l.strip()))' "$DIR/gen")"
-  log "  generator CPU-s per GB (1,000,000 x 1,024 bytes), runnel bench per run: $(cut -d' ' -f3 "$DIR/gen" | tr '\n' ' ')"
+  log "  generator CPU-s per GB ($LOADGEN_RECORDS x 1,024 bytes), runnel bench per run: $(cut -d' ' -f3 "$DIR/gen" | tr '\n' ' ')"
   log "  generator CPU-s per GB, rdkafka_performance per run: $(cut -d' ' -f4 "$DIR/gen" | tr '\n' ' ')"
 else
   log "  skipped: librdkafka is not built here (RUNNEL_TEST_ONLY=compat bash scripts/test.sh builds it)"
