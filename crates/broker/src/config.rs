@@ -56,6 +56,8 @@ const CONSUMER_ASSIGNORS: &[&str] = &["uniform", "range"];
 const PEM_ONLY: &[&str] = &["PEM"];
 const CLIENT_AUTH: &[&str] = &["required", "requested", "none"];
 const TLS_VERSIONS: &[&str] = &["TLSv1.2", "TLSv1.3"];
+/// SASL mechanisms Runnel serves so far (SCRAM and OAUTHBEARER to come).
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Broker-level settings.
@@ -90,7 +92,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         name: "listener.security.protocol.map",
         kind: Kind::Str,
         default: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-        doc: "listener name to security protocol (PLAINTEXT, SSL; SASL_PLAINTEXT and SASL_SSL are not available yet)",
+        doc: "listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)",
     },
     ConfigDef {
         name: "inter.broker.listener.name",
@@ -129,6 +131,40 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some(TLS_VERSIONS),
         "TLSv1.2,TLSv1.3",
         "TLS versions TLS listeners accept",
+    ),
+    // SASL (see `sasl`).
+    list(
+        "sasl.enabled.mechanisms",
+        Some(SASL_MECHANISMS),
+        "PLAIN",
+        "SASL mechanisms SASL listeners offer (Kafka's default is GSSAPI, which Runnel does not serve; Runnel's is PLAIN)",
+    ),
+    ConfigDef {
+        name: "sasl.jaas.config",
+        kind: Kind::Str,
+        default: "",
+        doc: "JAAS line with the PLAIN users of SASL listeners: org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>=\"<password>\" ...; per listener as listener.name.<name>.plain.sasl.jaas.config; sensitive",
+    },
+    int(
+        "connection.failed.authentication.delay.ms",
+        0,
+        I32_MAX,
+        "100",
+        "delay before a failed SASL authentication is answered and its connection closed, the same for every kind of failure",
+    ),
+    int(
+        "sasl.server.authentication.timeout.ms",
+        1,
+        I32_MAX,
+        "10000",
+        "Runnel's own bound (Kafka has none): a SASL connection not authenticated this long after it was accepted is closed",
+    ),
+    int(
+        "connections.max.reauth.ms",
+        0,
+        LONG_MAX,
+        "0",
+        "session lifetime SaslAuthenticate reports to clients; 0 means none (re-authentication is not served yet)",
     ),
     ConfigDef { name: "log.dirs", kind: Kind::Str, default: "./runnel-data", doc: "data directory" },
     int("node.id", 0, I32_MAX, "1", "this broker's node id"),
@@ -852,13 +888,29 @@ pub const PER_LISTENER_KEYS: &[&str] = &[
     "ssl.client.auth",
     "ssl.principal.mapping.rules",
     "ssl.enabled.protocols",
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
 ];
+
+/// Whether `key` holds a secret: its value is never shown by
+/// `--print-config` or DescribeConfigs.
+pub fn is_sensitive(key: &str) -> bool {
+    key.ends_with("sasl.jaas.config")
+}
+
+/// What `--print-config` and DescribeConfigs show instead of a sensitive value.
+pub const MASKED: &str = "[hidden]";
 
 /// Splits `listener.name.<listener>.<key>` into the listener (lower case) and
 /// the key, when the key may be set per listener.
 fn per_listener_key(key: &str) -> Option<(&str, &'static ConfigDef)> {
     let rest = key.strip_prefix("listener.name.")?;
     let (listener, name) = rest.split_once('.')?;
+    // Kafka names a mechanism's JAAS line `<mechanism in lower case>.sasl.jaas.config`.
+    let name = match name.strip_suffix(".sasl.jaas.config") {
+        Some(mechanism) if SASL_MECHANISMS.iter().any(|m| m.eq_ignore_ascii_case(mechanism)) => "sasl.jaas.config",
+        _ => name,
+    };
     let def = PER_LISTENER_KEYS.iter().find(|k| **k == name).and_then(|k| broker_config(k))?;
     (!listener.is_empty() && listener.chars().all(|c| !c.is_ascii_uppercase())).then_some((listener, def))
 }
@@ -936,6 +988,9 @@ impl BrokerConfig {
         }
         let listeners = crate::listener::listeners(self)?;
         crate::tls::check_settings(self, &listeners)?;
+        for spec in listeners.iter().filter(|s| s.security_protocol.uses_sasl()) {
+            crate::sasl::SaslListener::from_config(self, &spec.name)?;
+        }
         Ok(())
     }
 

@@ -1,6 +1,6 @@
-//! One client connection: set it up (TLS handshake, principal), read
-//! frames, guard and decode them, dispatch, and write responses in request
-//! order.
+//! One client connection: set it up (TLS handshake, principal), on a SASL
+//! listener authenticate it (`sasl`), read frames, guard and decode them,
+//! dispatch, and write responses in request order.
 //!
 //! Up to `connection.max.inflight.requests` requests may be in progress at
 //! once; beyond that the connection stops reading, which pushes back on the
@@ -23,6 +23,7 @@ use crate::handler::{self, api_versions, Endpoint};
 use crate::listener::Listener;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::{decode_request, encode_response, Frame, FrameReader};
+use crate::sasl::{self, Refused, SaslListener};
 use crate::session::{Principal, Session};
 
 /// A response waiting its turn: what to encode it as, and the handler's future.
@@ -65,7 +66,7 @@ pub async fn accept(
                 tracing::debug!(%peer, listener = %session.listener, %principal, "TLS client connected");
                 session.principal = principal;
                 let (rd, wr) = tokio::io::split(stream);
-                serve(broker, session, rd, wr, shutdown).await;
+                serve(broker, session, listener.sasl.clone(), rd, wr, shutdown).await;
             }
             Err(reason) => {
                 metrics::counter!(crate::metrics::TLS_HANDSHAKE_FAILURES, "listener" => listener.name.to_string())
@@ -74,29 +75,53 @@ pub async fn accept(
             }
         },
         None => {
-            if starts_with_tls_handshake(&stream, broker.config.connections_max_idle()).await {
-                metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
-                log_rejected(peer, &format!("TLS handshake (a TLS client?) on plaintext listener {}", listener.name));
-                return;
+            // A SASL client must start within its authentication deadline.
+            let idle = broker.config.connections_max_idle();
+            let wait_max = listener.sasl.as_ref().map_or(idle, |sasl| sasl.timeout.min(idle));
+            match first_byte(&stream, wait_max).await {
+                Some(0x16) => {
+                    metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
+                    log_rejected(
+                        peer,
+                        &format!("TLS handshake (a TLS client?) on plaintext listener {}", listener.name),
+                    );
+                    return;
+                }
+                None if listener.sasl.is_some() => {
+                    log_rejected(peer, "not authenticated within sasl.server.authentication.timeout.ms");
+                    return;
+                }
+                _ => {}
             }
             let (rd, wr) = stream.into_split();
-            serve(broker, session, rd, wr, shutdown).await;
+            serve(broker, session, listener.sasl.clone(), rd, wr, shutdown).await;
         }
     }
 }
 
-/// Whether the client's first byte starts a TLS handshake record (0x16). A
-/// Kafka request starts with a length prefix whose first byte is 0 for any
-/// frame under 16 MiB, and the first frame is bounded far below that.
-async fn starts_with_tls_handshake(stream: &TcpStream, wait_max: std::time::Duration) -> bool {
+/// The client's first byte, without consuming it, or `None` when none came
+/// within `wait_max`. A TLS handshake record starts with 0x16; a Kafka request
+/// with a length prefix whose first byte is 0 for any frame under 16 MiB, and
+/// the first frame is bounded far below that.
+async fn first_byte(stream: &TcpStream, wait_max: std::time::Duration) -> Option<u8> {
     let mut first = [0u8; 1];
-    matches!(tokio::time::timeout(wait_max, stream.peek(&mut first)).await, Ok(Ok(1)) if first[0] == 0x16)
+    match tokio::time::timeout(wait_max, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(first[0]),
+        _ => None,
+    }
 }
 
 /// Serves one connection until the client leaves, a frame is bad, or the
-/// broker shuts down (then in-flight requests finish first).
-pub async fn serve<R, W>(broker: Arc<Broker>, session: Session, rd: R, mut wr: W, mut shutdown: watch::Receiver<bool>)
-where
+/// broker shuts down (then in-flight requests finish first). On a SASL
+/// listener (`sasl` set) the client authenticates first.
+pub async fn serve<R, W>(
+    broker: Arc<Broker>,
+    mut session: Session,
+    sasl: Option<Arc<SaslListener>>,
+    rd: R,
+    mut wr: W,
+    mut shutdown: watch::Receiver<bool>,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -107,6 +132,16 @@ where
     // broker buffer a large frame.
     let mut frames = FrameReader::new(rd, broker.config.pre_request_frame_bytes_max(), broker.request_budget.clone());
     let mut greeted = false;
+    if let Some(sasl) = sasl {
+        if !authenticate(&sasl, &mut session, &mut frames, &mut wr, &mut shutdown).await {
+            if let Err(e) = wr.shutdown().await {
+                tracing::debug!(%peer, error = %e, "socket shutdown failed");
+            }
+            return;
+        }
+        greeted = true;
+        frames.set_frame_bytes_max(broker.config.socket_request_max_bytes());
+    }
     let inflight_max = broker.config.connection_max_inflight_requests();
     let idle_max = broker.config.connections_max_idle();
     let idle = tokio::time::sleep(idle_max);
@@ -163,6 +198,47 @@ where
     }
     if let Err(e) = wr.shutdown().await {
         tracing::debug!(%peer, error = %e, "socket shutdown failed");
+    }
+}
+
+/// Runs the SASL exchange, bounded by `sasl.server.authentication.timeout.ms`
+/// and cut short by shutdown; whether the connection may go on.
+async fn authenticate<R, W>(
+    sasl: &SaslListener,
+    session: &mut Session,
+    frames: &mut FrameReader<R>,
+    wr: &mut W,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let peer = session.peer;
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(sasl.timeout, sasl::authenticate(sasl, session, frames, wr)) => outcome,
+        _ = shutdown.changed() => return false,
+    };
+    match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(Refused::Left | Refused::Failed)) => false,
+        Ok(Err(Refused::Io(e))) => {
+            tracing::debug!(%peer, error = %e, "write failed during SASL authentication");
+            false
+        }
+        Ok(Err(Refused::BadInput(reason))) => {
+            metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
+            log_rejected(peer, &reason);
+            false
+        }
+        Err(_) => {
+            let timeout_ms = sasl.timeout.as_millis();
+            log_rejected(
+                peer,
+                &format!("not authenticated within sasl.server.authentication.timeout.ms ({timeout_ms})"),
+            );
+            false
+        }
     }
 }
 

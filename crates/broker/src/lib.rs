@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod retention;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod tls;

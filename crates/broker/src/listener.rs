@@ -43,6 +43,11 @@ impl SecurityProtocol {
         }
     }
 
+    /// Whether clients on this protocol authenticate with SASL first.
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
+
     /// Whether connections on this protocol start with a TLS handshake.
     pub fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
@@ -91,6 +96,8 @@ pub struct Listener {
     pub name: Arc<str>,
     /// The certificates of a TLS listener.
     pub tls: Option<Arc<TlsListener>>,
+    /// The mechanisms and credentials of a SASL listener.
+    pub sasl: Option<Arc<crate::sasl::SaslListener>>,
 }
 
 /// `listener.name.<name in lower case>.`, Kafka's prefix for per-listener settings.
@@ -118,15 +125,6 @@ pub fn listeners(config: &BrokerConfig) -> Result<Vec<ListenerSpec>, ConfigError
     let inter_broker = config.str_value("inter.broker.listener.name").trim();
     if !inter_broker.is_empty() && !specs.iter().any(|s| s.name == inter_broker) {
         return Err(invalid("inter.broker.listener.name", inter_broker, "names no listener in listeners"));
-    }
-    for spec in &specs {
-        if matches!(spec.security_protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
-            return Err(invalid(
-                "listeners",
-                listeners,
-                &format!("listener {} uses {}: SASL is not available yet", spec.name, spec.security_protocol),
-            ));
-        }
     }
     Ok(specs)
 }
@@ -277,7 +275,6 @@ mod tests {
             (vec![("listeners", "OTHER://127.0.0.1:9092")], "listeners"),
             (vec![("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9092")], "listeners"),
             (vec![("listeners", "PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2")], "listeners"),
-            (vec![("listeners", "SASL_SSL://127.0.0.1:9093")], "listeners"),
             (vec![("listener.security.protocol.map", "PLAINTEXT:TLS")], "listener.security.protocol.map"),
             (vec![("advertised.listeners", "SSL://host:9093")], "advertised.listeners"),
             (vec![("advertised.listeners", "PLAINTEXT://host:0")], "advertised.listeners"),

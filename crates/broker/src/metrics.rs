@@ -22,6 +22,7 @@ pub const CONNECTIONS: &str = "runnel_connections";
 pub const CONNECTIONS_ACCEPTED: &str = "runnel_connections_accepted_total";
 pub const CONNECTIONS_CLOSED_BAD_INPUT: &str = "runnel_connections_closed_bad_input_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "runnel_tls_handshake_failures_total";
+pub const SASL_AUTHENTICATIONS: &str = "runnel_sasl_authentications_total";
 pub const TLS_RELOADS: &str = "runnel_tls_certificate_reloads_total";
 pub const BYTES_IN: &str = "runnel_topic_bytes_in_total";
 pub const RECORDS_IN: &str = "runnel_topic_records_in_total";
@@ -120,6 +121,10 @@ fn describe() {
     describe_counter!(
         TLS_HANDSHAKE_FAILURES,
         "Connections to a TLS listener refused before or during the TLS handshake"
+    );
+    describe_counter!(
+        SASL_AUTHENTICATIONS,
+        "SASL authentications by listener, mechanism and result (success, failure)"
     );
     describe_counter!(TLS_RELOADS, "Reloads of changed TLS certificate files, by result (ok, error)");
     describe_counter!(BYTES_IN, Unit::Bytes, "Record batch bytes appended, by topic");

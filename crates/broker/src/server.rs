@@ -23,6 +23,7 @@ use crate::connection;
 use crate::handler::now_ms;
 use crate::listener::{Listener, SecurityProtocol};
 use crate::retention;
+use crate::sasl::SaslListener;
 use crate::tls::{TlsError, TlsListener, TlsSettings};
 
 /// A listener could not be set up; the broker does not start.
@@ -50,7 +51,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every listener and reads the certificates of TLS listeners.
+    /// Binds every listener, reads the certificates of TLS listeners and the
+    /// credentials of SASL listeners.
     pub async fn bind(broker: Arc<Broker>) -> Result<Server, BindError> {
         let mut listeners = Vec::new();
         for spec in crate::listener::listeners(&broker.config)? {
@@ -64,7 +66,11 @@ impl Server {
                 true => Some(TlsListener::load(TlsSettings::from_config(&broker.config, &spec.name)?)?),
                 false => None,
             };
-            let listener = Arc::new(Listener { name: spec.name.as_str().into(), spec, tls });
+            let sasl = match spec.security_protocol.uses_sasl() {
+                true => Some(Arc::new(SaslListener::from_config(&broker.config, &spec.name)?)),
+                false => None,
+            };
+            let listener = Arc::new(Listener { name: spec.name.as_str().into(), spec, tls, sasl });
             listeners.push(Bound { listener, socket });
         }
         Ok(Server { broker, listeners })

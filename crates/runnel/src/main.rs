@@ -169,6 +169,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => config,
         };
         for (key, value, source) in config.entries() {
+            let value = if runnel_broker::config::is_sensitive(key) { runnel_broker::config::MASKED } else { value };
             println!("{key}={value}  # {source:?}");
         }
         return Ok(());

@@ -8,7 +8,8 @@
 //! (STATIC_BROKER_CONFIG), then the default (DEFAULT_CONFIG). A broker
 //! setting follows the same chain from the dynamic layers down. The `""`
 //! broker resource lists only the cluster-default dynamic settings, as Kafka
-//! does. Runnel has no sensitive settings, so no value is ever withheld.
+//! does. Sensitive settings (`config::is_sensitive`: JAAS lines with
+//! passwords) are reported with `is_sensitive` set and no value, as Kafka does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -178,19 +179,21 @@ fn entry(
     version: i16,
 ) -> DescribeConfigsResourceResult {
     let top = chain.first().cloned().expect("a chain ends with the default");
+    let sensitive = crate::config::is_sensitive(def.name);
+    let shown = |value: String| (!sensitive).then(|| StrBytes::from_string(value));
     let mut out = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(def.name))
-        .with_value(Some(StrBytes::from_string(top.value)))
+        .with_value(shown(top.value))
         .with_read_only(read_only)
         .with_config_source(top.source)
-        .with_is_sensitive(false);
+        .with_is_sensitive(sensitive);
     if req.include_synonyms {
         out.synonyms = chain
             .into_iter()
             .map(|s| {
                 DescribeConfigsSynonym::default()
                     .with_name(StrBytes::from_static_str(s.name))
-                    .with_value(Some(StrBytes::from_string(s.value)))
+                    .with_value(shown(s.value))
                     .with_source(s.source)
             })
             .collect();

@@ -133,6 +133,16 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
             let response = describe_topic_partitions::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::DescribeTopicPartitions(response)) })
         }
+        // A connection that reaches the handlers has finished authenticating
+        // (or is on a listener without SASL); re-authentication is not served.
+        RequestKind::SaslHandshake(_) => {
+            let response = crate::sasl::illegal_state_handshake();
+            Box::pin(async move { Some(ResponseKind::SaslHandshake(response)) })
+        }
+        RequestKind::SaslAuthenticate(_) => {
+            let response = crate::sasl::illegal_state_authenticate();
+            Box::pin(async move { Some(ResponseKind::SaslAuthenticate(response)) })
+        }
         RequestKind::ElectLeaders(req) => {
             let response = elect_leaders::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::ElectLeaders(response)) })

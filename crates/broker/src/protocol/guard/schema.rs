@@ -128,6 +128,10 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 16, min: 0, max: 5, flexible_from: 3, body: LIST_GROUPS },
     Api { key: 42, min: 0, max: 2, flexible_from: 2, body: DELETE_GROUPS },
     Api { key: 47, min: 0, max: 0, flexible_from: 1, body: OFFSET_DELETE },
+    // Authentication: answered by `sasl` before a SASL listener's client has
+    // authenticated, and with ILLEGAL_SASL_STATE after that or elsewhere.
+    Api { key: 17, min: 0, max: 1, flexible_from: 2, body: SASL_HANDSHAKE },
+    Api { key: 36, min: 0, max: 2, flexible_from: 2, body: SASL_AUTHENTICATE },
     // Transaction coordinator and producer ids.
     Api { key: 22, min: 0, max: 5, flexible_from: 2, body: INIT_PRODUCER_ID },
     Api { key: 24, min: 0, max: 5, flexible_from: 3, body: ADD_PARTITIONS_TO_TXN },
@@ -230,6 +234,12 @@ const FIND_COORDINATOR: &[Field] = &[
 // ApiVersions (18): api_versions_request.rs (client software name, KIP-511).
 const API_VERSIONS: &[Field] =
     &[Field::new("client_software_name", STRING).since(3), Field::new("client_software_version", STRING).since(3)];
+
+// SaslHandshake (17): sasl_handshake_request.rs; never flexible.
+const SASL_HANDSHAKE: &[Field] = &[Field::new("mechanism", STRING)];
+
+// SaslAuthenticate (36): sasl_authenticate_request.rs; flexible from v2.
+const SASL_AUTHENTICATE: &[Field] = &[Field::new("auth_bytes", Kind::Bytes)];
 
 // CreateTopics (19): create_topics_request.rs.
 const CREATE_TOPICS: &[Field] = &[

@@ -138,6 +138,12 @@ proptest! {
     fn accepts_encoded_api_versions(s in api_samples(18)) { check_sample(&s)?; }
 
     #[test]
+    fn accepts_encoded_sasl_handshake(s in api_samples(17)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_sasl_authenticate(s in api_samples(36)) { check_sample(&s)?; }
+
+    #[test]
     fn accepts_encoded_create_topics(s in api_samples(19)) { check_sample(&s)?; }
 
     #[test]

@@ -22,6 +22,8 @@ use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
+use kafka_protocol::messages::sasl_authenticate_request::SaslAuthenticateRequest;
+use kafka_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
 use kafka_protocol::messages::{BrokerId, RequestKind, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use proptest::collection::{btree_map, vec};
@@ -42,6 +44,8 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         2 => list_offsets(version).prop_map(RequestKind::from).boxed(),
         3 => metadata(version).prop_map(RequestKind::from).boxed(),
         10 => find_coordinator(version).prop_map(RequestKind::from).boxed(),
+        17 => sasl_handshake().prop_map(RequestKind::from).boxed(),
+        36 => sasl_authenticate(version).prop_map(RequestKind::from).boxed(),
         18 => api_versions(version).prop_map(RequestKind::from).boxed(),
         19 => create_topics(version).prop_map(RequestKind::from).boxed(),
         20 => delete_topics(version).prop_map(RequestKind::from).boxed(),
@@ -117,6 +121,16 @@ fn api_versions(v: i16) -> impl Strategy<Value = ApiVersionsRequest> {
             request.client_software_version = software_version;
         }
         request
+    })
+}
+
+fn sasl_handshake() -> impl Strategy<Value = SaslHandshakeRequest> {
+    text().prop_map(|mechanism| SaslHandshakeRequest::default().with_mechanism(mechanism))
+}
+
+fn sasl_authenticate(v: i16) -> impl Strategy<Value = SaslAuthenticateRequest> {
+    (vec(any::<u8>(), 0..40), unknown_tags(v >= 2)).prop_map(|(token, tags)| {
+        SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)).with_unknown_tagged_fields(tags)
     })
 }
 

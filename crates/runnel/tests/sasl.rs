@@ -1,0 +1,237 @@
+//! SASL/PLAIN end to end: the real `runnel` binary with SASL_PLAINTEXT and
+//! SASL_SSL listeners, driven by librdkafka as a Kafka user would, and by a
+//! small raw client for what librdkafka does not show (timings, a request
+//! before authentication).
+//!
+//! Covered: the right password produces and consumes; a wrong password and
+//! an unknown user are refused with SASL_AUTHENTICATION_FAILED, the generic
+//! message and the same delay; a Metadata request before authentication
+//! closes the connection; SASL_SSL PLAIN works over TLS (CA made with
+//! `rcgen`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::BrokerProcess;
+use kafka_protocol::messages::{
+    ApiKey, MetadataRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
+
+fn start(dir: &tempfile::TempDir, extra: &[&str]) -> BrokerProcess {
+    let mut settings = vec!["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0", JAAS];
+    settings.extend_from_slice(extra);
+    let env = [("RUST_LOG", "info,runnel_broker::sasl=debug")];
+    BrokerProcess::start_with_env(&dir.path().join("data"), &settings, &env)
+}
+
+fn sasl_client(addr: &str, protocol: &str, user: &str, password: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", addr)
+        .set("security.protocol", protocol)
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("group.id", "runnel-sasl-tests")
+        .set("enable.auto.commit", "false")
+        .set("message.timeout.ms", "20000")
+        .set("enable.idempotence", "false")
+        .set("fetch.wait.max.ms", "100");
+    config
+}
+
+async fn round_trip(config: &ClientConfig, topic: &str) {
+    let producer: FutureProducer = config.create().unwrap();
+    for i in 0..10 {
+        let value = format!("v-{i}");
+        producer
+            .send(FutureRecord::to(topic).key("k").payload(&value), Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce over SASL: {e}"));
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
+    let read = common::read_partition(&consumer, topic, 0, 0, 10, Duration::from_secs(20));
+    let values: Vec<String> = read.iter().map(|r| String::from_utf8(r.2.clone().unwrap()).unwrap()).collect();
+    assert_eq!(values, (0..10).map(|i| format!("v-{i}")).collect::<Vec<_>>());
+}
+
+/// Records the errors librdkafka reports.
+#[derive(Clone, Default)]
+struct Errors(Arc<Mutex<Vec<String>>>);
+
+impl ClientContext for Errors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.lock().unwrap().push(format!("{error}: {reason}"));
+    }
+}
+impl ConsumerContext for Errors {}
+
+// Goal: the right PLAIN password produces and consumes, the principal becomes User:<name>, and a wrong password
+// or an unknown user makes librdkafka report an authentication error. Method: one broker with PLAINTEXT and
+// SASL_PLAINTEXT listeners; librdkafka over SASL_PLAINTEXT; the failing clients' error callbacks.
+#[tokio::test]
+async fn sasl_plaintext_plain_authenticates_and_refuses_bad_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(&dir, &[]);
+    let addr = broker.listener_addr("SASL_PLAINTEXT");
+    round_trip(&sasl_client(&addr, "SASL_PLAINTEXT", "alice", "alice-secret"), "sasl-topic").await;
+    assert!(broker.logs().contains("principal=User:alice"), "{}", broker.logs());
+
+    for (user, password) in [("alice", "wrong"), ("mallory", "alice-secret")] {
+        let errors = Errors::default();
+        let consumer: BaseConsumer<Errors> =
+            sasl_client(&addr, "SASL_PLAINTEXT", user, password).create_with_context(errors.clone()).unwrap();
+        let refused = consumer.fetch_metadata(None, Duration::from_secs(3)).expect_err("refused");
+        // Error callbacks run when the client is polled.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while errors.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+            let _ = consumer.poll(Duration::from_millis(100));
+        }
+        let seen = format!("{refused}\n{}", errors.0.lock().unwrap().join("\n"));
+        assert!(seen.contains("Authentication failed: Invalid username or password"), "{user}: {seen}");
+    }
+    let logs = broker.logs();
+    assert!(logs.contains("authentication failed for user mallory: unknown user"), "{logs}");
+    assert!(logs.contains("authentication failed for user alice: wrong password"), "{logs}");
+}
+
+/// One framed request on `stream`; the decoded response, or `None` when the broker closed the connection.
+fn call<Req: Encodable, Resp: Decodable>(stream: &mut TcpStream, api: ApiKey, version: i16, req: &Req) -> Option<Resp> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("runnel-sasl-tests")));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, api.request_header_version(version)).unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).ok()?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut response).ok()?;
+    let mut response = Bytes::from(response);
+    ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
+    Some(Resp::decode(&mut response, version).unwrap())
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+}
+
+/// Handshake and authenticate with `token`; the response and how long SaslAuthenticate took.
+fn authenticate(addr: &str, token: &[u8]) -> (SaslAuthenticateResponse, Duration, TcpStream) {
+    let mut stream = connect(addr);
+    let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    let response: SaslHandshakeResponse = call(&mut stream, ApiKey::SaslHandshake, 1, &handshake).unwrap();
+    assert_eq!(response.error_code, 0);
+    let started = Instant::now();
+    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
+    let response: SaslAuthenticateResponse = call(&mut stream, ApiKey::SaslAuthenticate, 2, &request).unwrap();
+    (response, started.elapsed(), stream)
+}
+
+/// Whether the broker closed `stream` (end of file or reset) within the read timeout.
+fn closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0) | Err(_)) && !matches!(stream.read(&mut byte), Ok(n) if n > 0)
+}
+
+// Goal: a wrong password and an unknown user get the same error, message and delay, and the connection is
+// closed; the right password gets no error and session_lifetime_ms 0. Method: a raw client times
+// SaslAuthenticate v2 with connection.failed.authentication.delay.ms=300, several times each.
+#[test]
+fn failures_look_alike_and_wait_the_fixed_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(&dir, &["connection.failed.authentication.delay.ms=300"]);
+    let addr = broker.listener_addr("SASL_PLAINTEXT");
+    let (ok, _, _) = authenticate(&addr, b"\0alice\0alice-secret");
+    assert_eq!((ok.error_code, ok.session_lifetime_ms), (0, 0));
+    let mut times = Vec::new();
+    for token in [&b"\0alice\0wrong"[..], b"\0mallory\0alice-secret", b"\0alice\0wrong", b"\0mallory\0x"] {
+        let (refused, took, mut stream) = authenticate(&addr, token);
+        assert_eq!(refused.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+        assert_eq!(refused.error_message.as_deref(), Some("Authentication failed: Invalid username or password"));
+        assert!(closed(&mut stream), "the connection is closed after a failure");
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        times.push(took);
+    }
+    let (min, max) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    assert!(*max - *min < Duration::from_millis(250), "failures take the same time: {times:?}");
+}
+
+// Goal: before authentication only ApiVersions and SASL are served; a Metadata request closes the connection,
+// and a SASL connection that never authenticates is closed at the deadline. Method: raw clients.
+#[test]
+fn requests_before_authentication_close_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(&dir, &["sasl.server.authentication.timeout.ms=1000"]);
+    let addr = broker.listener_addr("SASL_PLAINTEXT");
+    let mut stream = connect(&addr);
+    let versions: kafka_protocol::messages::ApiVersionsResponse =
+        call(&mut stream, ApiKey::ApiVersions, 3, &kafka_protocol::messages::ApiVersionsRequest::default()).unwrap();
+    assert!(versions.api_keys.iter().any(|k| k.api_key == ApiKey::SaslAuthenticate as i16));
+    let metadata: Option<kafka_protocol::messages::MetadataResponse> =
+        call(&mut stream, ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert!(metadata.is_none(), "Metadata before authentication gets no answer");
+    assert!(closed(&mut stream));
+    assert!(broker.logs().contains("Metadata before SASL authentication"), "{}", broker.logs());
+
+    let mut idle = connect(&addr);
+    let started = Instant::now();
+    assert!(closed(&mut idle), "an unauthenticated connection is closed at the deadline");
+    assert!(started.elapsed() >= Duration::from_millis(900) && started.elapsed() < Duration::from_secs(5));
+
+    // The plaintext listener serves Metadata as before.
+    let plain = broker.listener_addr("PLAINTEXT");
+    let _: kafka_protocol::messages::MetadataResponse =
+        call(&mut connect(&plain), ApiKey::Metadata, 12, &MetadataRequest::default()).unwrap();
+}
+
+// Goal: SASL_SSL PLAIN works over TLS. Method: a CA and broker certificate made with rcgen; librdkafka with
+// security.protocol=SASL_SSL trusting the CA produces and consumes.
+#[tokio::test]
+async fn sasl_ssl_plain_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params.distinguished_name.push(DnType::CommonName, "Runnel SASL Test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let (keystore, ca_path) = (dir.path().join("broker.pem"), dir.path().join("ca.pem"));
+    std::fs::write(&keystore, format!("{}{}", leaf.pem(), leaf_key.serialize_pem())).unwrap();
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+
+    let keystore = format!("ssl.keystore.location={}", keystore.display());
+    let jaas = JAAS.replace("listener.name.sasl_plaintext.plain.", "listener.name.sasl_ssl.plain.");
+    let settings = ["listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0", &keystore, &jaas];
+    let broker = BrokerProcess::start(&dir.path().join("data"), &settings);
+    let addr = broker.listener_addr("SASL_SSL");
+    let mut config = sasl_client(&addr, "SASL_SSL", "admin", "admin-secret");
+    config.set("ssl.ca.location", ca_path.to_str().unwrap());
+    round_trip(&config, "sasl-ssl-topic").await;
+}
