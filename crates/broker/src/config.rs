@@ -162,9 +162,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     int(
         "connections.max.reauth.ms",
         0,
-        LONG_MAX,
+        0,
         "0",
-        "session lifetime SaslAuthenticate reports to clients; 0 means none (re-authentication is not served yet)",
+        "session lifetime SaslAuthenticate reports to clients; only 0 (none) is accepted until re-authentication is served",
     ),
     ConfigDef { name: "log.dirs", kind: Kind::Str, default: "./runnel-data", doc: "data directory" },
     int("node.id", 0, I32_MAX, "1", "this broker's node id"),
@@ -1332,6 +1332,10 @@ mod tests {
         let err = config.set("num.partitions", "0", Source::Override).unwrap_err();
         assert!(err.to_string().contains("num.partitions"), "{err}");
         assert!(matches!(config.set("no.such.key", "1", Source::Override), Err(ConfigError::UnknownKey(_))));
+        // Re-authentication is not served, so no session lifetime may be promised to clients.
+        config.set("connections.max.reauth.ms", "0", Source::Override).unwrap();
+        let err = config.set("connections.max.reauth.ms", "3600000", Source::Override).unwrap_err();
+        assert!(err.to_string().contains("connections.max.reauth.ms"), "{err}");
     }
 
     #[test]

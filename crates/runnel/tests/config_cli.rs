@@ -89,3 +89,15 @@ async fn print_config_shows_dynamic_settings() {
     assert_eq!(line(&out, "message.max.bytes"), "message.max.bytes=700000  # DynamicBroker");
     assert_eq!(line(&out, "num.partitions"), "num.partitions=1  # Default");
 }
+
+/// Goal: credentials in a JAAS line never appear in --print-config, while
+/// the key and its source still do.
+#[test]
+fn print_config_hides_sasl_credentials() {
+    let jaas =
+        r#"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="s3cret-pw";"#;
+    let (ok, out, err) = serve(&["--set", jaas, "--print-config"], &[]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("s3cret-pw") && !err.contains("s3cret-pw"), "the password is printed:\n{out}");
+    assert!(line(&out, "sasl.jaas.config").ends_with("# Override"), "{out}");
+}
