@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::ca::TestCa;
 use common::BrokerProcess;
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
     SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -213,18 +213,10 @@ fn requests_before_authentication_close_the_connection() {
 #[tokio::test]
 async fn sasl_ssl_plain_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params.distinguished_name.push(DnType::CommonName, "Runnel SASL Test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let ca = TestCa::new("Runnel SASL Test CA");
     let (keystore, ca_path) = (dir.path().join("broker.pem"), dir.path().join("ca.pem"));
-    std::fs::write(&keystore, format!("{}{}", leaf.pem(), leaf_key.serialize_pem())).unwrap();
-    std::fs::write(&ca_path, ca.pem()).unwrap();
+    ca.write_keystore(&keystore);
+    ca.write_pem(&ca_path);
 
     let keystore = format!("ssl.keystore.location={}", keystore.display());
     let jaas = JAAS.replace("listener.name.sasl_plaintext.plain.", "listener.name.sasl_ssl.plain.");
