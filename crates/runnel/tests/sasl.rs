@@ -11,19 +11,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use common::ca::TestCa;
+use common::wire::call;
 use common::BrokerProcess;
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, MetadataRequest, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -108,29 +109,6 @@ async fn sasl_plaintext_plain_authenticates_and_refuses_bad_credentials() {
     let logs = broker.logs();
     assert!(logs.contains("authentication failed for user mallory: unknown user"), "{logs}");
     assert!(logs.contains("authentication failed for user alice: wrong password"), "{logs}");
-}
-
-/// One framed request on `stream`; the decoded response, or `None` when the broker closed the connection.
-fn call<Req: Encodable, Resp: Decodable>(stream: &mut TcpStream, api: ApiKey, version: i16, req: &Req) -> Option<Resp> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("runnel-sasl-tests")));
-    let mut body = BytesMut::new();
-    header.encode(&mut body, api.request_header_version(version)).unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).ok()?;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).ok()?;
-    let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut response).ok()?;
-    let mut response = Bytes::from(response);
-    ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
-    Some(Resp::decode(&mut response, version).unwrap())
 }
 
 fn connect(addr: &str) -> TcpStream {

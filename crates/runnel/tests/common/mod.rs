@@ -335,6 +335,17 @@ pub mod wire {
     pub fn roundtrip<Req: Encodable, Resp: Decodable>(addr: &str, api: ApiKey, version: i16, request: &Req) -> Resp {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        call(&mut stream, api, version, request).expect("a response")
+    }
+
+    /// Sends one request of `api` at `version` on `stream` and decodes the
+    /// response; `None` when the broker closed the connection instead.
+    pub fn call<Req: Encodable, Resp: Decodable>(
+        stream: &mut TcpStream,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Option<Resp> {
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
             .with_request_api_version(version)
@@ -346,14 +357,14 @@ pub mod wire {
         let mut frame = BytesMut::new();
         frame.put_i32(body.len() as i32);
         frame.extend_from_slice(&body);
-        stream.write_all(&frame).unwrap();
+        stream.write_all(&frame).ok()?;
         let mut len = [0u8; 4];
-        stream.read_exact(&mut len).unwrap();
+        stream.read_exact(&mut len).ok()?;
         let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
-        stream.read_exact(&mut response).unwrap();
+        stream.read_exact(&mut response).ok()?;
         let mut response = Bytes::from(response);
         ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
-        Resp::decode(&mut response, version).unwrap()
+        Some(Resp::decode(&mut response, version).unwrap())
     }
 
     pub fn fetch(addr: &str, topic: &str, offset: i64, max_wait_ms: i32) -> FetchResponse {
