@@ -39,6 +39,7 @@ pub async fn accept(
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) {
+    let accepted_at = tokio::time::Instant::now();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
@@ -59,6 +60,7 @@ pub async fn accept(
         endpoint,
         peer,
         principal: Principal::anonymous(),
+        accepted_at,
     };
     match &listener.tls {
         Some(tls) => match tls.accept(stream).await {
@@ -202,7 +204,9 @@ pub async fn serve<R, W>(
 }
 
 /// Runs the SASL exchange, bounded by `sasl.server.authentication.timeout.ms`
-/// and cut short by shutdown; whether the connection may go on.
+/// counted from the connection's acceptance (a TLS handshake and the wait for
+/// the first byte included) and cut short by shutdown; whether the connection
+/// may go on.
 async fn authenticate<R, W>(
     sasl: &SaslListener,
     session: &mut Session,
@@ -215,8 +219,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let peer = session.peer;
+    let deadline = session.accepted_at + sasl.timeout;
     let outcome = tokio::select! {
-        outcome = tokio::time::timeout(sasl.timeout, sasl::authenticate(sasl, session, frames, wr)) => outcome,
+        outcome = tokio::time::timeout_at(deadline, sasl::authenticate(sasl, session, frames, wr)) => outcome,
         _ = shutdown.changed() => return false,
     };
     match outcome {

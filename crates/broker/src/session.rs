@@ -48,4 +48,8 @@ pub struct Session {
     pub endpoint: Endpoint,
     pub peer: SocketAddr,
     pub principal: Principal,
+    /// When the broker accepted the connection: the SASL deadline
+    /// (`sasl.server.authentication.timeout.ms`) counts from here, TLS
+    /// handshake included.
+    pub accepted_at: tokio::time::Instant,
 }
