@@ -205,3 +205,85 @@ async fn sasl_ssl_plain_round_trip() {
     config.set("ssl.ca.location", ca_path.to_str().unwrap());
     round_trip(&config, "sasl-ssl-topic").await;
 }
+
+/// `runnel <args>` with a 60 s bound; its status, stdout and stderr.
+fn cli(args: &[&str]) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(args)
+        .env_remove("RUNNEL_BROKERS")
+        .env_remove("RUNNEL_PROFILE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run runnel");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "runnel {args:?} did not finish within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+// Goal: the CLI's own Kafka client (ListGroups v5, ConsumerGroupDescribe) speaks TLS and SASL with the same -X
+// properties librdkafka takes, so a consumer-protocol group shows as such over SASL_SSL, and a wrong password is one
+// clear error. Method: a consumer-protocol member joins through the plaintext listener; `runnel group list` and
+// `group describe` run against the SASL_SSL listener with PLAIN; only the CLI's wire client knows group types.
+#[tokio::test]
+async fn cli_group_commands_speak_sasl_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Runnel SASL CLI Test CA");
+    let (keystore, ca_path) = (dir.path().join("broker.pem"), dir.path().join("ca.pem"));
+    ca.write_keystore(&keystore);
+    ca.write_pem(&ca_path);
+    let keystore = format!("ssl.keystore.location={}", keystore.display());
+    let jaas = JAAS.replace("listener.name.sasl_plaintext.plain.", "listener.name.sasl_ssl.plain.");
+    let settings = ["listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0", &keystore, &jaas];
+    let broker = BrokerProcess::start(&dir.path().join("data"), &settings);
+
+    let plain = broker.listener_addr("PLAINTEXT");
+    common::create_topic(&plain, "cli-sasl", 2, &[]).await;
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &plain)
+        .set("group.id", "cli-sasl-group")
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    member.subscribe(&["cli-sasl"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.assignment().unwrap().count() < 2 {
+        assert!(Instant::now() < deadline, "the member got no assignment");
+        let _ = member.poll(Duration::from_millis(100));
+    }
+
+    let addr = broker.listener_addr("SASL_SSL");
+    let ca_location = format!("ssl.ca.location={}", ca_path.display());
+    let secured = |password: &str| {
+        let password = format!("sasl.password={password}");
+        ["-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanism=PLAIN", "-X", "sasl.username=admin"]
+            .into_iter()
+            .map(String::from)
+            .chain(["-X".into(), password, "-X".into(), ca_location.clone(), "--brokers".into(), addr.clone()])
+            .collect::<Vec<String>>()
+    };
+    let run = |command: &[&str], password: &str| {
+        let args: Vec<String> = command.iter().map(|s| s.to_string()).chain(secured(password)).collect();
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let listed = run(&["group", "list", "--format", "json"], "admin-secret");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let groups: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let group = groups.as_array().unwrap().iter().find(|g| g["group"] == "cli-sasl-group").expect("group listed");
+    assert_eq!(group["type"], "consumer", "{groups}");
+    let described = run(&["group", "describe", "cli-sasl-group", "--format", "json"], "admin-secret");
+    assert!(described.status.success(), "{}", String::from_utf8_lossy(&described.stderr));
+    let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(described["type"], "consumer", "{described}");
+    assert_eq!(described["members"].as_array().map(Vec::len), Some(1), "{described}");
+
+    let refused = run(&["group", "describe", "cli-sasl-group"], "wrong");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a wrong password must fail");
+    assert!(stderr.contains("Invalid username or password") && stderr.lines().count() == 1, "{stderr}");
+}

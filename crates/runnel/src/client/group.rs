@@ -9,10 +9,9 @@
 //! subscription and current and target assignment) and, for a classic group,
 //! which it answers GROUP_ID_NOT_FOUND, DescribeGroups through librdkafka,
 //! whose member assignments are decoded from the consumer protocol bytes
-//! the group leader handed out. The first two go through [`super::wire`],
-//! since librdkafka's Rust binding does not expose them; with a
-//! `security.protocol` other than plaintext the command falls back to
-//! librdkafka alone and sees only the classic view. Committed offsets come
+//! the group leader handed out. The first two go through [`super::wire`]
+//! (secured with the same `-X` properties librdkafka gets), since
+//! librdkafka's Rust binding does not expose them. Committed offsets come
 //! from OffsetFetch and are set with OffsetCommit by a consumer that carries
 //! the group's id but never joins it; log end offsets and timestamps come
 //! from ListOffsets. Deletion goes through DeleteGroups.
@@ -171,14 +170,8 @@ struct GroupSummary {
     protocol_type: String,
 }
 
-/// Whether this command can speak to the brokers itself (see [`super::wire`]).
-fn wire_usable(connect: &ConnectArgs) -> bool {
-    connect.property("security.protocol").is_none_or(|p| p.eq_ignore_ascii_case("plaintext"))
-}
-
 fn list(args: &GroupArgs, consumer: &BaseConsumer) -> anyhow::Result<()> {
-    let mut groups =
-        if wire_usable(&args.connect) { list_by_type(consumer)? } else { list_through_librdkafka(consumer)? };
+    let mut groups = list_by_type(&args.connect, consumer)?;
     groups.sort_by(|a, b| a.group.cmp(&b.group));
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string(&groups)?),
@@ -196,12 +189,12 @@ fn list(args: &GroupArgs, consumer: &BaseConsumer) -> anyhow::Result<()> {
 /// ListGroups on every broker of the cluster, each at the highest version
 /// it serves up to v5; a broker without v5 cannot have consumer groups, so
 /// its groups are classic.
-fn list_by_type(consumer: &BaseConsumer) -> anyhow::Result<Vec<GroupSummary>> {
+fn list_by_type(connect: &ConnectArgs, consumer: &BaseConsumer) -> anyhow::Result<Vec<GroupSummary>> {
     let metadata = consumer.fetch_metadata(None, REACH_TIMEOUT).context("metadata request failed")?;
     let mut groups = BTreeMap::new();
     for broker in metadata.brokers() {
         let addr = format!("{}:{}", broker.host(), broker.port());
-        let mut conn = Connection::open(&addr, GROUP_TIMEOUT)?;
+        let mut conn = connect.wire_to(&addr, GROUP_TIMEOUT)?;
         let Some(version) = conn.version::<ListGroupsRequest>(LIST_GROUPS_VERSION_MAX) else {
             bail!("broker {addr} does not serve ListGroups");
         };
@@ -221,22 +214,6 @@ fn list_by_type(consumer: &BaseConsumer) -> anyhow::Result<Vec<GroupSummary>> {
         }
     }
     Ok(groups.into_values().collect())
-}
-
-/// librdkafka's group list (ListGroups and DescribeGroups), which knows no
-/// group types; a consumer-protocol group shows as classic there.
-fn list_through_librdkafka(consumer: &BaseConsumer) -> anyhow::Result<Vec<GroupSummary>> {
-    let list = consumer.fetch_group_list(None, GROUP_TIMEOUT).context("cannot list groups")?;
-    Ok(list
-        .groups()
-        .iter()
-        .map(|g| GroupSummary {
-            group: g.name().to_string(),
-            group_type: TYPE_CLASSIC.to_string(),
-            state: g.state().to_string(),
-            protocol_type: g.protocol_type().to_string(),
-        })
-        .collect())
 }
 
 #[derive(Serialize)]
@@ -283,17 +260,15 @@ struct GroupState {
 /// ConsumerGroupDescribe, else a classic group through DescribeGroups. A
 /// group the broker does not know is in state "Dead" with no members.
 fn describe_group(connect: &ConnectArgs, consumer: &BaseConsumer, group: &str) -> anyhow::Result<GroupState> {
-    if wire_usable(connect) {
-        if let Some(state) = describe_consumer_group(connect, group)? {
-            return Ok(state);
-        }
+    if let Some(state) = describe_consumer_group(connect, group)? {
+        return Ok(state);
     }
     describe_classic_group(consumer, group)
 }
 
 /// The group's coordinator, found with FindCoordinator through a bootstrap broker.
 fn coordinator(connect: &ConnectArgs, group: &str) -> anyhow::Result<Connection> {
-    let mut conn = wire::open_any(&connect.brokers, GROUP_TIMEOUT)?;
+    let mut conn = connect.wire(GROUP_TIMEOUT)?;
     let Some(version) = conn.version::<FindCoordinatorRequest>(FIND_COORDINATOR_VERSION_MAX) else {
         bail!("broker {} does not serve FindCoordinator", conn.addr());
     };
@@ -315,7 +290,7 @@ fn coordinator(connect: &ConnectArgs, group: &str) -> anyhow::Result<Connection>
     if addr == conn.addr() {
         return Ok(conn);
     }
-    Connection::open(&addr, GROUP_TIMEOUT)
+    connect.wire_to(&addr, GROUP_TIMEOUT)
 }
 
 /// ConsumerGroupDescribe at the group's coordinator; `None` for a group

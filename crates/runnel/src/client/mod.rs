@@ -12,6 +12,7 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod profile;
+pub mod secure;
 pub mod template;
 pub mod topic;
 pub mod wire;
@@ -135,6 +136,23 @@ impl ConnectArgs {
         set.filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).next_back()
     }
 
+    /// TLS and SASL settings for [`wire`] connections, from the same
+    /// properties librdkafka reads.
+    pub fn security(&self) -> anyhow::Result<secure::Security> {
+        secure::Security::from_properties(|key| self.property(key))
+    }
+
+    /// A [`wire`] connection to the first bootstrap broker that answers,
+    /// secured as the properties say.
+    pub fn wire(&self, timeout: Duration) -> anyhow::Result<wire::Connection> {
+        wire::open_any_secure(&self.brokers, &self.security()?, timeout)
+    }
+
+    /// A [`wire`] connection to broker `addr`, secured as the properties say.
+    pub fn wire_to(&self, addr: &str, timeout: Duration) -> anyhow::Result<wire::Connection> {
+        wire::Connection::open_secure(addr, &self.security()?, timeout)
+    }
+
     /// An admin client for topic creation and deletion.
     pub fn admin(&self) -> anyhow::Result<AdminClient<DefaultClientContext>> {
         self.client_config(&[]).create().context("cannot create the admin client")
@@ -145,7 +163,16 @@ impl ConnectArgs {
     pub fn check_reachable(&self, consumer: &BaseConsumer) -> anyhow::Result<Metadata> {
         match consumer.fetch_metadata(None, REACH_TIMEOUT) {
             Ok(metadata) => Ok(metadata),
-            Err(e) => bail!("cannot reach broker at {} within {} s: {e}", self.brokers, REACH_TIMEOUT.as_secs()),
+            Err(e) => {
+                // librdkafka says only "transport failure" when TLS or SASL
+                // fails; the CLI's own client can say why.
+                let secured = self.property("security.protocol").is_some_and(|p| !p.eq_ignore_ascii_case("plaintext"));
+                let why = match secured.then(|| self.wire(REACH_TIMEOUT)) {
+                    Some(Err(cause)) => format!("{cause:#}"),
+                    _ => e.to_string(),
+                };
+                bail!("cannot reach broker at {} within {} s: {why}", self.brokers, REACH_TIMEOUT.as_secs())
+            }
         }
     }
 }

@@ -2,12 +2,12 @@
 //! does not expose: ListGroups with group types (v5) and
 //! ConsumerGroupDescribe, with FindCoordinator and ApiVersions to reach them.
 //!
-//! A [`Connection`] is one plaintext TCP connection to one broker. It asks
-//! the broker's ApiVersions first, so each request goes at the highest
-//! version both sides speak, and it bounds every wait and every response
-//! frame. Everything else the client commands do goes through librdkafka;
-//! a connection configured for TLS or SASL (`security.protocol`) is not
-//! something this module can speak, and callers fall back to librdkafka then.
+//! A [`Connection`] is one TCP connection to one broker, over TLS and
+//! authenticated with SASL when the command's `security.protocol` says so
+//! (see [`super::secure`]). It asks the broker's ApiVersions first, so each
+//! request goes at the highest version both sides speak, and it bounds every
+//! wait and every response frame. Everything else the client commands do
+//! goes through librdkafka.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,8 +16,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+use super::secure::{SaslClient, SaslSettings, Security, Stream};
 
 /// The largest response frame accepted (Kafka's `socket.request.max.bytes`
 /// default; group listings and descriptions are far smaller).
@@ -32,7 +36,7 @@ const CLIENT_ID: &str = "runnel-group";
 
 /// One connection to one broker, with the API versions it serves.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     addr: String,
     correlation_id: i32,
     /// Supported version range per API key.
@@ -40,13 +44,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`) and asks for its API versions.
-    /// `timeout` bounds the connect and every later read and write.
-    pub fn open(addr: &str, timeout: Duration) -> anyhow::Result<Connection> {
-        let stream = connect(addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
+    /// Connects to `addr` (`host:port`) with TLS and SASL as `security`
+    /// says, asks for its API versions and authenticates. `timeout` bounds
+    /// the connect and every later read and write.
+    pub fn open_secure(addr: &str, security: &Security, timeout: Duration) -> anyhow::Result<Connection> {
+        let tcp = connect(addr, timeout)?;
+        tcp.set_read_timeout(Some(timeout))?;
+        tcp.set_write_timeout(Some(timeout))?;
+        tcp.set_nodelay(true)?;
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host).trim_matches(|c| c == '[' || c == ']');
+        let stream = security.wrap(host, tcp)?;
         let mut conn = Connection { stream, addr: addr.to_string(), correlation_id: 0, versions: BTreeMap::new() };
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("runnel"))
@@ -56,7 +63,34 @@ impl Connection {
             bail!("broker {addr} refused ApiVersions v{API_VERSIONS_VERSION}: {}", error_name(response.error_code));
         }
         conn.versions = response.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        if let Some(sasl) = &security.sasl {
+            conn.authenticate(sasl)?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1 then SaslAuthenticate until the mechanism is done.
+    fn authenticate(&mut self, sasl: &SaslSettings) -> anyhow::Result<()> {
+        let (addr, name) = (self.addr.clone(), sasl.mechanism.name());
+        let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name));
+        let response = self.send(1, &handshake)?;
+        if response.error_code != 0 {
+            let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            bail!("broker {addr} refused SASL {name}: {} (it offers {offered:?})", error_name(response.error_code));
+        }
+        let version =
+            self.version::<SaslAuthenticateRequest>(2).context("the broker does not serve SaslAuthenticate")?;
+        let mut client = SaslClient::new(sasl);
+        let mut server = Bytes::new();
+        while let Some(token) = client.step(&server)? {
+            let response = self.send(version, &SaslAuthenticateRequest::default().with_auth_bytes(token.into()))?;
+            if response.error_code != 0 {
+                let message = response.error_message.as_ref().map_or("", |m| m.as_str());
+                bail!("SASL {name} authentication with {addr} failed: {} {message}", error_name(response.error_code));
+            }
+            server = response.auth_bytes;
+        }
+        Ok(())
     }
 
     /// The address this connection was opened to.
@@ -140,11 +174,12 @@ pub fn bootstrap_addrs(brokers: &str) -> Vec<String> {
         .collect()
 }
 
-/// Opens a connection to the first bootstrap broker that answers.
-pub fn open_any(brokers: &str, timeout: Duration) -> anyhow::Result<Connection> {
+/// Opens a connection secured as `security` says to the first bootstrap
+/// broker that answers.
+pub fn open_any_secure(brokers: &str, security: &Security, timeout: Duration) -> anyhow::Result<Connection> {
     let mut last = None;
     for addr in bootstrap_addrs(brokers) {
-        match Connection::open(&addr, timeout) {
+        match Connection::open_secure(&addr, security, timeout) {
             Ok(conn) => return Ok(conn),
             Err(e) => last = Some(e),
         }
