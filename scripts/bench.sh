@@ -7,7 +7,7 @@
 #   SECONDS_PER_RUN=15
 #   RESTART_GB="1 4" log sizes for the restart-after-SIGKILL measurement
 #   BENCH_DIR=/tmp/runnel-bench   where data files go (same disk as the baseline)
-#   SECTIONS="baselines produce consume e2e restart loadgen compaction cleaner-latency transactions groups"
+#   SECTIONS="baselines produce consume e2e restart loadgen compaction cleaner-latency transactions groups tls"
 #                    the sections to run (all by default)
 #   PYTHON=.venv/bin/python  the interpreter with confluent-kafka, for the groups section
 #   GROUP_CONFIGS="..."  the groups section's configurations (bench_groups.py --help)
@@ -35,11 +35,11 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 for pkg in fio iperf3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
 done
-cargo build --release -p runnel >/dev/null
+cargo build --release -p runnel --features client-tls >/dev/null
 
 log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
-SECTIONS=${SECTIONS:-"baselines produce consume e2e restart loadgen compaction cleaner-latency transactions groups"}
+SECTIONS=${SECTIONS:-"baselines produce consume e2e restart loadgen compaction cleaner-latency transactions groups tls"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 log "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(date -u +%FT%TZ)"
 
@@ -391,6 +391,105 @@ PYTHON=${PYTHON:-.venv/bin/python}
 log "## consumer groups: 10 members, 100 partitions, 2,000 records/s, $REPEAT rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PYTHON" scripts/bench_groups.py --bin "$BIN" --repeat "$REPEAT" --dir "$DIR/groups" --out "$OUT/groups-runs.jsonl" ${GROUP_CONFIGS:+--configs "$GROUP_CONFIGS"} 2> "$OUT/groups.err" | tee -a "$OUT/summary.txt"
 log "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+
+# --- TLS and SASL_SSL ---------------------------------------------------------------
+# One broker with PLAINTEXT, SSL and SASL_SSL (PLAIN) listeners and a
+# certificate from a CA made here with openssl; each round produces, then
+# consumes, through each listener in turn, so the ratios compare runs of the
+# same round. The disk is kept out of the way (acks=1, no flush before ack).
+if want tls; then
+TLSDIR=$DIR/tls; mkdir -p "$TLSDIR"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Runnel bench CA" \
+  -keyout "$TLSDIR/ca.key" -out "$TLSDIR/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$TLSDIR/broker.key" -out "$TLSDIR/broker.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$TLSDIR/san.ext"
+openssl x509 -req -in "$TLSDIR/broker.csr" -CA "$TLSDIR/ca.pem" -CAkey "$TLSDIR/ca.key" -CAcreateserial -days 2 \
+  -extfile "$TLSDIR/san.ext" -out "$TLSDIR/broker.crt" 2>/dev/null
+cat "$TLSDIR/broker.crt" "$TLSDIR/broker.key" > "$TLSDIR/keystore.pem"
+JAAS='org.apache.kafka.common.security.plain.PlainLoginModule required user_bench="bench-secret";'
+rm -rf "$DIR/data"
+start_broker "$DIR/data" --set "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0" \
+  --set "ssl.keystore.location=$TLSDIR/keystore.pem" --set "listener.name.sasl_ssl.plain.sasl.jaas.config=$JAAS" \
+  --set log.flush.interval.messages=9223372036854775807
+listener_addr() { sed -n "s/.*listener bound listener=$1 .*addr=\([0-9.:]*\).*/\1/p" "$DIR/broker.err" | head -1; }
+PLAIN_ADDR=$(listener_addr PLAINTEXT); SSL_ADDR=$(listener_addr SSL); SASL_ADDR=$(listener_addr SASL_SSL)
+SSL_ARGS=(-X security.protocol=SSL -X "ssl.ca.location=$TLSDIR/ca.pem")
+SASL_ARGS=(-X security.protocol=SASL_SSL -X "ssl.ca.location=$TLSDIR/ca.pem" -X sasl.mechanism=PLAIN -X sasl.username=bench -X sasl.password=bench-secret)
+log "## TLS: 1 KiB records, acks=1, no flush before ack, ${SECS}s produce runs, $REPEAT rounds (PLAINTEXT $PLAIN_ADDR, SSL $SSL_ADDR, SASL_SSL $SASL_ADDR)"
+: > "$DIR/tls-p-plain"; : > "$DIR/tls-p-ssl"; : > "$DIR/tls-p-sasl"
+: > "$DIR/tls-c-plain"; : > "$DIR/tls-c-ssl"; : > "$DIR/tls-c-sasl"
+consume_run() { # topic, records, bench args...
+  local topic=$1 count=$2; shift 2
+  local t0; t0=$(cpu_ticks "$BROKER_PID")
+  "$BIN" bench consume --topic "$topic" --count "$count" --json --quiet "$@" > "$DIR/run.json"
+  local t1; t1=$(cpu_ticks "$BROKER_PID")
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); gb=j["bytes"]/1e9; print("%.0f %.1f %.1f - -" % (j["records_per_s"], j["mb_per_s"], (int(sys.argv[2])/int(sys.argv[3]))/gb))' "$DIR/run.json" "$((t1 - t0))" "$TICKS"
+}
+for i in $(seq 1 "$REPEAT"); do
+  ADDR=$PLAIN_ADDR produce_run "tp-$i" 1 --partitions 4 --producers 2 >> "$DIR/tls-p-plain"
+  cp "$DIR/run.json" "$DIR/plain-produce.json"
+  ADDR=$SSL_ADDR produce_run "ts-$i" 1 --partitions 4 --producers 2 "${SSL_ARGS[@]}" >> "$DIR/tls-p-ssl"
+  ADDR=$SASL_ADDR produce_run "ta-$i" 1 --partitions 4 --producers 2 "${SASL_ARGS[@]}" >> "$DIR/tls-p-sasl"
+  # Each listener reads the same records: those the plaintext run wrote this round.
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records"])' "$DIR/plain-produce.json")
+  n=$(( n < 2000000 ? n : 2000000 ))
+  consume_run "tp-$i" "$n" --brokers "$PLAIN_ADDR" >> "$DIR/tls-c-plain"
+  consume_run "tp-$i" "$n" --brokers "$SSL_ADDR" "${SSL_ARGS[@]}" >> "$DIR/tls-c-ssl"
+  consume_run "tp-$i" "$n" --brokers "$SASL_ADDR" "${SASL_ARGS[@]}" >> "$DIR/tls-c-sasl"
+done
+log "$(stats "produce PLAINTEXT" < "$DIR/tls-p-plain")"
+log "$(stats "produce SSL" < "$DIR/tls-p-ssl")"
+log "$(stats "produce SASL_SSL" < "$DIR/tls-p-sasl")"
+log "$(stats "consume PLAINTEXT" < "$DIR/tls-c-plain")"
+log "$(stats "consume SSL" < "$DIR/tls-c-ssl")"
+log "$(stats "consume SASL_SSL" < "$DIR/tls-c-sasl")"
+tls_ratio() { # rows of the secured listener, rows of plaintext: MB/s ratio per round
+  python3 -c '
+import statistics, sys
+sec = [float(l.split()[1]) for l in open(sys.argv[1]) if l.strip()]
+base = [float(l.split()[1]) for l in open(sys.argv[2]) if l.strip()]
+r = [s / b for s, b in zip(sec, base)]
+print("min %.2f median %.2f (rounds: %s)" % (min(r), statistics.median(r), " ".join("%.2f" % x for x in r)))
+' "$1" "$2"
+}
+log "  throughput ratio to plaintext: produce SSL $(tls_ratio "$DIR/tls-p-ssl" "$DIR/tls-p-plain"); produce SASL_SSL $(tls_ratio "$DIR/tls-p-sasl" "$DIR/tls-p-plain")"
+log "  throughput ratio to plaintext: consume SSL $(tls_ratio "$DIR/tls-c-ssl" "$DIR/tls-c-plain"); consume SASL_SSL $(tls_ratio "$DIR/tls-c-sasl" "$DIR/tls-c-plain")"
+# Connection set-up: one client opening connections one after another for
+# 5 s, each through the TLS handshake and one ApiVersions round trip (TCP
+# connect plus ApiVersions for plaintext).
+setup_rate() { # addr, tls?
+  python3 - "$1" "$2" "$TLSDIR/ca.pem" <<'PY'
+import socket, ssl, struct, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+use_tls = sys.argv[2] == "tls"
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+# ApiVersions v0: api key 18, version 0, correlation id 1, client id "b".
+req = struct.pack(">hhih", 18, 0, 1, 1) + b"b"
+frame = struct.pack(">i", len(req)) + req
+n, end = 0, time.monotonic() + 5
+while time.monotonic() < end:
+    s = socket.create_connection((host, int(port)))
+    if use_tls:
+        s = ctx.wrap_socket(s, server_hostname=host)
+    s.sendall(frame)
+    def read(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise SystemExit("the broker closed the connection")
+            buf += chunk
+        return buf
+    read(struct.unpack(">i", read(4))[0])
+    s.close()
+    n += 1
+print("%.0f" % (n / 5))
+PY
+}
+log "  connection set-up, one client, connect + ApiVersions per connection: plaintext $(setup_rate "$PLAIN_ADDR" plain)/s, TLS $(setup_rate "$SSL_ADDR" tls)/s; broker RSS $(rss_kib "$BROKER_PID") KiB"
+stop_broker
 fi
 
 rm -rf "$DIR"

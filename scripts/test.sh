@@ -83,8 +83,9 @@ step() {
 #   rapidjson-dev             header-only; lets librdkafka's C++ tests that check
 #                             statistics JSON build and run in the conformance step
 #   libssl-dev                the rdkafka dev-dependency of crates/runnel enables
-#                             `ssl` so the TLS tests (crates/runnel/tests/tls.rs)
-#                             can connect with librdkafka; the broker uses rustls
+#                             `ssl` so the TLS and SCRAM tests can connect with
+#                             librdkafka, and the runnel binary they run gets it
+#                             too (the `client-tls` feature); the broker uses rustls
 #   openssl                   the command tests/python/test_tls.py makes its CA with
 # Otherwise the rdkafka crate is used with its default features (libz; no sasl,
 # external zstd or lz4), so libsasl2-dev, libzstd-dev and liblz4-dev are not
