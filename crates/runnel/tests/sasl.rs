@@ -186,6 +186,65 @@ fn requests_before_authentication_close_the_connection() {
         call(&mut connect(&plain), ApiKey::Metadata, 12, &MetadataRequest::default()).unwrap();
 }
 
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+// Goal: unauthenticated floods cannot make the broker hold much memory or stop serving others. Method: on a SASL
+// listener, 400 connections that each send half of a frame of sasl.server.max.receive.size bytes and stall, 100
+// that announce a 100 MB frame, 100 that send Metadata before authenticating; meanwhile a PLAIN client
+// authenticates, produces and consumes. The stalled connections are closed at the authentication deadline, the
+// others at once; the broker's resident memory grows by less than 400 KiB per stalled connection (half a frame
+// each, when the bound is 512 KiB) and returns near its start once they are gone.
+#[tokio::test]
+async fn unauthenticated_floods_stay_bounded_and_others_are_served() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(&dir, &["sasl.server.authentication.timeout.ms=8000"]);
+    let addr = broker.listener_addr("SASL_PLAINTEXT");
+    let before = rss_kib(broker.pid());
+
+    let frame_max: usize = 524_288;
+    let mut stalled = Vec::new();
+    for _ in 0..400 {
+        let mut s = connect(&addr);
+        s.write_all(&(frame_max as i32).to_be_bytes()).unwrap();
+        s.write_all(&vec![0x5au8; frame_max / 2]).unwrap();
+        stalled.push(s);
+    }
+    let mut huge = Vec::new();
+    for _ in 0..100 {
+        let mut s = connect(&addr);
+        s.write_all(&(100_000_000i32).to_be_bytes()).unwrap();
+        huge.push(s);
+    }
+    let mut early = Vec::new();
+    for _ in 0..100 {
+        let mut s = connect(&addr);
+        let _: Option<kafka_protocol::messages::MetadataResponse> =
+            call(&mut s, ApiKey::Metadata, 12, &MetadataRequest::default());
+        early.push(s);
+    }
+    round_trip(&sasl_client(&addr, "SASL_PLAINTEXT", "alice", "alice-secret"), "flood-topic").await;
+    let during = rss_kib(broker.pid());
+    assert!(
+        during < before + 400 * 400,
+        "resident memory grew from {before} KiB to {during} KiB with 400 stalled connections"
+    );
+    for s in huge.iter_mut().chain(early.iter_mut()) {
+        assert!(closed(s), "a connection with an oversized frame or an early request is closed");
+    }
+    for s in stalled.iter_mut() {
+        assert!(closed(s), "a stalled unauthenticated connection is closed at the deadline");
+    }
+    drop(stalled);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib(broker.pid());
+    assert!(after < before + 64 * 1024, "resident memory stayed at {after} KiB (from {before} KiB) after the flood");
+}
+
 // Goal: SASL_SSL PLAIN works over TLS. Method: a CA and broker certificate made with rcgen; librdkafka with
 // security.protocol=SASL_SSL trusting the CA produces and consumes.
 #[tokio::test]
