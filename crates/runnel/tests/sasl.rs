@@ -245,20 +245,25 @@ async fn unauthenticated_floods_stay_bounded_and_others_are_served() {
     assert!(after < before + 64 * 1024, "resident memory stayed at {after} KiB (from {before} KiB) after the flood");
 }
 
+/// A broker with PLAINTEXT and SASL_SSL (PLAIN) listeners and a certificate from a CA made with rcgen; the CA's
+/// PEM file.
+fn start_sasl_ssl(dir: &tempfile::TempDir) -> (BrokerProcess, std::path::PathBuf) {
+    let ca = TestCa::new("Runnel SASL Test CA");
+    let (keystore, ca_path) = (dir.path().join("broker.pem"), dir.path().join("ca.pem"));
+    ca.write_keystore(&keystore);
+    ca.write_pem(&ca_path);
+    let keystore = format!("ssl.keystore.location={}", keystore.display());
+    let jaas = JAAS.replace("listener.name.sasl_plaintext.plain.", "listener.name.sasl_ssl.plain.");
+    let settings = ["listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0", &keystore, &jaas];
+    (BrokerProcess::start(&dir.path().join("data"), &settings), ca_path)
+}
+
 // Goal: SASL_SSL PLAIN works over TLS. Method: a CA and broker certificate made with rcgen; librdkafka with
 // security.protocol=SASL_SSL trusting the CA produces and consumes.
 #[tokio::test]
 async fn sasl_ssl_plain_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("Runnel SASL Test CA");
-    let (keystore, ca_path) = (dir.path().join("broker.pem"), dir.path().join("ca.pem"));
-    ca.write_keystore(&keystore);
-    ca.write_pem(&ca_path);
-
-    let keystore = format!("ssl.keystore.location={}", keystore.display());
-    let jaas = JAAS.replace("listener.name.sasl_plaintext.plain.", "listener.name.sasl_ssl.plain.");
-    let settings = ["listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0", &keystore, &jaas];
-    let broker = BrokerProcess::start(&dir.path().join("data"), &settings);
+    let (broker, ca_path) = start_sasl_ssl(&dir);
     let addr = broker.listener_addr("SASL_SSL");
     let mut config = sasl_client(&addr, "SASL_SSL", "admin", "admin-secret");
     config.set("ssl.ca.location", ca_path.to_str().unwrap());
@@ -291,14 +296,7 @@ fn cli(args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn cli_group_commands_speak_sasl_ssl() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("Runnel SASL CLI Test CA");
-    let (keystore, ca_path) = (dir.path().join("broker.pem"), dir.path().join("ca.pem"));
-    ca.write_keystore(&keystore);
-    ca.write_pem(&ca_path);
-    let keystore = format!("ssl.keystore.location={}", keystore.display());
-    let jaas = JAAS.replace("listener.name.sasl_plaintext.plain.", "listener.name.sasl_ssl.plain.");
-    let settings = ["listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0", &keystore, &jaas];
-    let broker = BrokerProcess::start(&dir.path().join("data"), &settings);
+    let (broker, ca_path) = start_sasl_ssl(&dir);
 
     let plain = broker.listener_addr("PLAINTEXT");
     common::create_topic(&plain, "cli-sasl", 2, &[]).await;
