@@ -232,7 +232,8 @@ where
             Ok(None) => return Err(Refused::Left),
             Err(e) => return Err(Refused::BadInput(format!("bad frame before authentication: {e}"))),
         };
-        if let State::Raw(mechanism, next) = std::mem::replace(&mut state, State::Start) {
+        if matches!(state, State::Raw(..)) {
+            let State::Raw(mechanism, next) = std::mem::replace(&mut state, State::Start) else { unreachable!() };
             // The raw exchange has no error response: each server token goes
             // back length-prefixed (empty for PLAIN's success), failure is a close.
             let progress = finish(sasl, session, mechanism, next, &frame).await?;
@@ -262,7 +263,8 @@ where
         let (version, correlation_id) = (summary.api_version, summary.correlation_id);
         let respond = |api_key, body: ResponseKind| encode_response(api_key, version, correlation_id, &body);
         match (request.body, std::mem::replace(&mut state, State::Start)) {
-            (RequestKind::ApiVersions(_), _) => {
+            (RequestKind::ApiVersions(_), current) => {
+                state = current;
                 let body = ResponseKind::ApiVersions(api_versions::handle());
                 wr.write_all(&respond(ApiKey::ApiVersions, body)).await?;
             }
