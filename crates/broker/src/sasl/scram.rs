@@ -169,6 +169,17 @@ pub fn salted_password(mechanism: ScramMechanism, password: &[u8], salt: &[u8], 
     out
 }
 
+/// The client's side of the final step for `salted_password` and the
+/// AuthMessage: the ClientProof to send and the ServerSignature the server
+/// must answer with. `runnel` uses it as a SCRAM client.
+pub fn client_proof(mechanism: ScramMechanism, salted_password: &[u8], auth_message: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let client_key = mechanism.hmac_sign(salted_password, b"Client Key");
+    let signature = mechanism.hmac_sign(&mechanism.hash(&client_key), auth_message);
+    let proof = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let server_key = mechanism.hmac_sign(salted_password, b"Server Key");
+    (proof, mechanism.hmac_sign(&server_key, auth_message))
+}
+
 /// The SCRAM credentials of the metadata image plus the secret that derives
 /// stand-ins for unknown users.
 pub struct ScramCredentials {
@@ -493,6 +504,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    // Goal: the client's side computes the RFC's proof and expected server signature.
+    #[test]
+    fn client_proof_matches_rfc7677() {
+        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let salted = salted_password(ScramMechanism::Sha256, b"pencil", &salt, 4096);
+        let without_proof = RFC_CLIENT_FINAL.rsplit_once(",p=").unwrap().0;
+        let auth = format!("{},{RFC_SERVER_FIRST},{without_proof}", &RFC_CLIENT_FIRST[3..]);
+        let (proof, server_signature) = client_proof(ScramMechanism::Sha256, &salted, auth.as_bytes());
+        assert_eq!(format!("{without_proof},p={}", BASE64.encode(proof)), RFC_CLIENT_FINAL);
+        assert_eq!(format!("v={}", BASE64.encode(server_signature)), RFC_SERVER_FINAL);
     }
 
     fn final_failure(store: &ScramCredentials, client_first: &str, client_final: &str) -> &'static str {

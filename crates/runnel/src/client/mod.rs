@@ -12,8 +12,10 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod profile;
+pub mod sasl;
 pub mod template;
 pub mod topic;
+pub mod user;
 pub mod wire;
 
 use std::time::Duration;

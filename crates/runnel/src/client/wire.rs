@@ -1,13 +1,16 @@
 //! A small blocking Kafka client for the requests librdkafka's Rust binding
-//! does not expose: ListGroups with group types (v5) and
-//! ConsumerGroupDescribe, with FindCoordinator and ApiVersions to reach them.
+//! does not expose: ListGroups with group types (v5),
+//! ConsumerGroupDescribe, DescribeUserScramCredentials and
+//! AlterUserScramCredentials, with FindCoordinator and ApiVersions to reach
+//! them.
 //!
 //! A [`Connection`] is one plaintext TCP connection to one broker. It asks
 //! the broker's ApiVersions first, so each request goes at the highest
 //! version both sides speak, and it bounds every wait and every response
 //! frame. Everything else the client commands do goes through librdkafka;
-//! a connection configured for TLS or SASL (`security.protocol`) is not
-//! something this module can speak, and callers fall back to librdkafka then.
+//! TLS (`security.protocol` SSL or SASL_SSL) is not something this module
+//! can speak, and callers fall back to librdkafka then. SASL on a plaintext
+//! connection is added by [`super::sasl`].
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -70,6 +73,11 @@ impl Connection {
         let (broker_min, broker_max) = *self.versions.get(&R::KEY)?;
         let version = broker_max.min(max).min(R::VERSIONS.max);
         (version >= broker_min.max(R::VERSIONS.min)).then_some(version)
+    }
+
+    /// The broker's version range of API `key`, if it serves it.
+    pub fn version_of(&self, key: i16) -> Option<(i16, i16)> {
+        self.versions.get(&key).copied()
     }
 
     /// Sends `request` at `version` and reads its response.
