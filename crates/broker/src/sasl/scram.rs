@@ -351,7 +351,10 @@ impl Exchange {
             return Err("channel binding differs from the GS2 header");
         }
         let nonce = fields.next().and_then(|f| f.strip_prefix("r=")).ok_or("client-final has no nonce")?;
-        if nonce != self.nonce {
+        // Kafka accepts a nonce that ends with the server's: librdkafka up to
+        // 2.0 (kcat on Debian 12) sends its own nonce in front of the whole
+        // server nonce, which already starts with it.
+        if !nonce.ends_with(&self.nonce) {
             return Err("nonce differs from the server's");
         }
         let proof = BASE64.decode(proof).map_err(|_| "proof is not base64")?;
@@ -518,6 +521,21 @@ mod tests {
         assert_eq!(format!("v={}", BASE64.encode(server_signature)), RFC_SERVER_FINAL);
     }
 
+    // Goal: librdkafka 2.0's client-final, whose nonce repeats the client's nonce in front of the server's,
+    // authenticates as Kafka lets it.
+    #[test]
+    fn a_nonce_ending_with_the_servers_is_accepted() {
+        let store = rfc_credentials();
+        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let salted = salted_password(ScramMechanism::Sha256, b"pencil", &salt, 4096);
+        let without_proof = "c=biws,r=rOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+        let auth = format!("{},{RFC_SERVER_FIRST},{without_proof}", &RFC_CLIENT_FIRST[3..]);
+        let (proof, _) = client_proof(ScramMechanism::Sha256, &salted, auth.as_bytes());
+        let client_final = format!("{without_proof},p={}", BASE64.encode(proof));
+        let exchange = rfc_exchange(&store, RFC_CLIENT_FIRST).unwrap();
+        assert!(matches!(exchange.finish(client_final.as_bytes()), Outcome::Authenticated { .. }));
+    }
+
     fn final_failure(store: &ScramCredentials, client_first: &str, client_final: &str) -> &'static str {
         match rfc_exchange(store, client_first).unwrap().finish(client_final.as_bytes()) {
             Outcome::Failed { reason, .. } => reason,
@@ -534,6 +552,8 @@ mod tests {
         assert_eq!(final_failure(&store, RFC_CLIENT_FIRST, &bad_proof), "wrong password");
         let bad_nonce = RFC_CLIENT_FINAL.replace("k0,p=", "k1,p=");
         assert_eq!(final_failure(&store, RFC_CLIENT_FIRST, &bad_nonce), "nonce differs from the server's");
+        let client_nonce_only = format!("c=biws,r=rOprNGfwEbeRWgbNEkqO,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        assert_eq!(final_failure(&store, RFC_CLIENT_FIRST, &client_nonce_only), "nonce differs from the server's");
         let bad_binding = RFC_CLIENT_FINAL.replace("c=biws", "c=eSws");
         assert_eq!(
             final_failure(&store, RFC_CLIENT_FIRST, &bad_binding),
