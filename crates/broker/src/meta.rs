@@ -535,7 +535,8 @@ mod tests {
         };
         let remove = |user: &str, mechanism| MetadataRecord::RemoveUserScramCredential { user: user.into(), mechanism };
         let (sha256, sha512) = (ScramMechanism::Sha256, ScramMechanism::Sha512);
-        let table: Vec<(Vec<MetadataRecord>, Vec<(&str, ScramMechanism, i32)>)> = vec![
+        type Expected = Vec<(&'static str, ScramMechanism, i32)>;
+        let table: Vec<(Vec<MetadataRecord>, Expected)> = vec![
             (vec![set("a", sha256, 1)], vec![("a", sha256, 4097)]),
             (vec![set("a", sha256, 1), set("a", sha256, 2)], vec![("a", sha256, 4098)]),
             (vec![set("a", sha256, 1), set("a", sha512, 2)], vec![("a", sha256, 4097), ("a", sha512, 4098)]),

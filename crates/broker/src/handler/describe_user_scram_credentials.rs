@@ -23,7 +23,7 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeUserScramCredentialsRequest) ->
     // authz: DESCRIBE on CLUSTER (Kafka answers CLUSTER_AUTHORIZATION_FAILED at the top level).
     let users = broker.scram_users();
     let results = match req.users.filter(|u| !u.is_empty()) {
-        None => users.iter().map(|(user, _)| describe(&users, user)).collect(),
+        None => users.keys().map(|user| describe(&users, user)).collect(),
         Some(names) => {
             let mut seen: HashMap<&str, usize> = HashMap::new();
             for n in &names {

@@ -83,7 +83,10 @@ fn describe(broker: &Arc<Broker>, users: Option<&[&str]>) -> DescribeUserScramCr
     response
 }
 
-fn described(response: &DescribeUserScramCredentialsResponse) -> Vec<(String, i16, Vec<(i8, i32)>)> {
+/// A described user: name, error code, (mechanism, iterations) per credential.
+type Described = (String, i16, Vec<(i8, i32)>);
+
+fn described(response: &DescribeUserScramCredentialsResponse) -> Vec<Described> {
     response
         .results
         .iter()

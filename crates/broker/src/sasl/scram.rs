@@ -552,8 +552,8 @@ mod tests {
         assert_eq!(final_failure(&store, RFC_CLIENT_FIRST, &bad_proof), "wrong password");
         let bad_nonce = RFC_CLIENT_FINAL.replace("k0,p=", "k1,p=");
         assert_eq!(final_failure(&store, RFC_CLIENT_FIRST, &bad_nonce), "nonce differs from the server's");
-        let client_nonce_only = format!("c=biws,r=rOprNGfwEbeRWgbNEkqO,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
-        assert_eq!(final_failure(&store, RFC_CLIENT_FIRST, &client_nonce_only), "nonce differs from the server's");
+        let client_nonce_only = "c=biws,r=rOprNGfwEbeRWgbNEkqO,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        assert_eq!(final_failure(&store, RFC_CLIENT_FIRST, client_nonce_only), "nonce differs from the server's");
         let bad_binding = RFC_CLIENT_FINAL.replace("c=biws", "c=eSws");
         assert_eq!(
             final_failure(&store, RFC_CLIENT_FIRST, &bad_binding),
