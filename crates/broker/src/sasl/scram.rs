@@ -313,9 +313,11 @@ fn start(
     server_nonce: &str,
 ) -> Result<(Vec<u8>, Exchange), Failure> {
     let client_first = ClientFirst::parse(token)?;
+    // The stand-in is derived for every user, so a known user costs the same work as an unknown one.
+    let stand_in = credentials.stand_in(&client_first.user, mechanism);
     let (credential, known) = match credentials.get(&client_first.user, mechanism) {
         Some(credential) => (credential, true),
-        None => (credentials.stand_in(&client_first.user, mechanism), false),
+        None => (stand_in, false),
     };
     let nonce = format!("{}{server_nonce}", client_first.nonce);
     let server_first = format!("r={nonce},s={},i={}", BASE64.encode(&credential.salt), credential.iterations);
