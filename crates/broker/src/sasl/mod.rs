@@ -440,9 +440,17 @@ mod tests {
             "{err}"
         );
         assert!(config(&[("sasl.enabled.mechanisms", "GSSAPI")]).is_err());
-        // SCRAM alone needs no JAAS line: its users are in the metadata log.
-        let c = config(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:0"), ("sasl.enabled.mechanisms", "SCRAM-SHA-512")])
-            .unwrap();
+        // SCRAM alone needs no JAAS line: its users are in the metadata log. Kafka's SCRAM login line is
+        // accepted (configs copied from Kafka have it) and not needed.
+        let c = config(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            (
+                "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            ),
+        ])
+        .unwrap();
         c.validate().unwrap();
         let s = SaslListener::from_config(&c, "SASL_PLAINTEXT").unwrap();
         assert_eq!(s.mechanisms, vec![Mechanism::Scram(scram::ScramMechanism::Sha512)]);
