@@ -158,6 +158,14 @@ async fn scram_users_from_the_cli_and_the_api_produce_and_consume() {
     let logs = broker.logs();
     assert!(logs.contains("SASL SCRAM-SHA-256 authentication failed for user alice: wrong password"), "{logs}");
     assert!(logs.contains("SASL SCRAM-SHA-512 authentication failed for user carol: unknown user"), "{logs}");
+    let metrics = common::http_get(&broker.http_addr(), "/metrics");
+    for line in [
+        r#"runnel_sasl_authentications_total{listener="SASL_PLAINTEXT",mechanism="SCRAM-SHA-512",result="success"}"#,
+        r#"runnel_sasl_authentications_total{listener="SASL_PLAINTEXT",mechanism="SCRAM-SHA-256",result="failure"}"#,
+        r#"runnel_scram_credential_changes_total{operation="upsert"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
 
     // As bob over SASL_PLAINTEXT: list, and delete alice; alice's next connection is refused.
     let as_bob = [
