@@ -330,3 +330,29 @@ fn handshake_v0_raw_tokens_carry_scram() {
     // Authenticated over v0, the connection serves requests.
     assert!(broker.logs().contains("principal=User:alice"), "{}", broker.logs());
 }
+
+// Goal: the first SCRAM user can be made by a PLAIN user on a listener that offers both, with no PLAINTEXT
+// listener at all, and then logs in with SCRAM. Method: `runnel user create` with librdkafka-style PLAIN
+// properties, then a librdkafka SCRAM round trip on the same listener.
+#[tokio::test]
+async fn a_plain_admin_creates_the_first_scram_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin=\"admin-secret\";";
+    let settings = [
+        "listeners=SASL_PLAINTEXT://127.0.0.1:0",
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256",
+        jaas,
+    ];
+    let broker = BrokerProcess::start_with_env(&dir.path().join("data"), &settings, &[("RUST_LOG", "info")]);
+    let sasl = broker.listener_addr("SASL_PLAINTEXT");
+    let as_admin =
+        ["-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanism=PLAIN", "-X", "sasl.username=admin"];
+    let args = [
+        &["user", "create", "dana", "--mechanism", "SCRAM-SHA-256", "--password-stdin", "--brokers", &sasl][..],
+        &as_admin,
+    ];
+    let refused = runnel(&[&args.concat()[..], &["-X", "sasl.password=wrong"]].concat(), "dana-secret");
+    assert!(!refused.status.success(), "a wrong PLAIN password creates nothing");
+    ok(runnel(&[&args.concat()[..], &["-X", "sasl.password=admin-secret"]].concat(), "dana-secret"));
+    round_trip(&scram_client(&sasl, "SCRAM-SHA-256", "dana", "dana-secret"), "scram-first-user").await;
+}
