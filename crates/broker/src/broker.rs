@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use crate::config::{BrokerConfig, ConfigError};
 use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC};
-use crate::meta::{MetaError, MetadataRecord, MetadataStore, TopicMeta};
+use crate::meta::{MetaError, MetadataRecord, MetadataStore, ScramUsers, TopicMeta};
 use crate::partition::Partition;
+use crate::sasl::scram::{self, ScramCredential, ScramCredentials, ScramMechanism};
 use crate::txn::{TxnConfig, TxnCoordinator, TXN_TOPIC};
 
 /// Producer ids reserved per metadata record (Kafka's block size).
@@ -110,6 +111,9 @@ pub struct Broker {
     /// The log cleaner's I/O limit, `log.cleaner.io.max.bytes.per.second`;
     /// its rate follows dynamic changes at once, even mid-cleaning.
     cleaner_throttle: Throttle,
+    /// The SCRAM credentials of the metadata image, as SASL listeners see
+    /// them; replaced after every credential change.
+    scram: Arc<ScramCredentials>,
 }
 
 /// Which dynamic broker settings a change addresses.
@@ -133,6 +137,7 @@ impl Broker {
         let logs =
             LogManager::open_with_interval(data_dir, effective.log_config(&BTreeMap::new()), checkpoint_interval)?;
         let cluster_id = meta.cluster_id().to_string();
+        let scram = open_scram(&meta)?;
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes()));
         let groups = Coordinator::new(GroupConfig::from_broker(&config));
         let txns = TxnCoordinator::new(TxnConfig::from_broker(&config));
@@ -148,6 +153,7 @@ impl Broker {
             cluster_id,
             cleaner_throttle: Throttle::new(effective.cleaner_io_max_bytes_per_second()),
             effective: RwLock::new(effective),
+            scram,
         };
         broker.reconcile()?;
         broker.open_groups()?;
@@ -458,10 +464,60 @@ impl Broker {
         Ok(())
     }
 
+    /// The SCRAM credentials SASL listeners check logins against.
+    pub fn scram_credentials(&self) -> Arc<ScramCredentials> {
+        self.scram.clone()
+    }
+
+    /// Every user's SCRAM credentials in the metadata image.
+    pub fn scram_users(&self) -> ScramUsers {
+        self.meta.lock().image().scram_users().clone()
+    }
+
+    /// Sets `user`'s credential for `mechanism` (replacing any), durably;
+    /// the next login sees it. Blocking (fsync).
+    pub fn upsert_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    ) -> Result<(), MetaError> {
+        let iterations = credential.iterations;
+        let mut meta = self.meta.lock();
+        meta.append(MetadataRecord::UserScramCredential { user: user.to_string(), mechanism, credential })?;
+        self.scram.replace(meta.image().scram_users().clone());
+        crate::metrics::scram_credentials_changed("upsert");
+        tracing::info!(user, mechanism = mechanism.name(), iterations, "SCRAM credential set");
+        Ok(())
+    }
+
+    /// Removes `user`'s credential for `mechanism`, durably; `false` when
+    /// there is none. Blocking (fsync).
+    pub fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool, MetaError> {
+        let mut meta = self.meta.lock();
+        if !meta.image().scram_users().get(user).is_some_and(|c| c.contains_key(&mechanism)) {
+            return Ok(false);
+        }
+        meta.append(MetadataRecord::RemoveUserScramCredential { user: user.to_string(), mechanism })?;
+        self.scram.replace(meta.image().scram_users().clone());
+        crate::metrics::scram_credentials_changed("delete");
+        tracing::info!(user, mechanism = mechanism.name(), "SCRAM credential deleted");
+        Ok(true)
+    }
+
     /// Clean shutdown of storage: flush, checkpoints, clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), LogError> {
         self.logs.shutdown()
     }
+}
+
+/// The SCRAM credentials of the image, with the broker's stand-in secret.
+fn open_scram(meta: &MetadataStore) -> Result<Arc<ScramCredentials>, MetaError> {
+    let secret = scram::load_or_create_secret(meta.dir())
+        .map_err(|source| MetaError::Io { path: meta.dir().join(scram::SECRET_FILE), source })?;
+    let credentials = ScramCredentials::new(&secret);
+    credentials.replace(meta.image().scram_users().clone());
+    Ok(Arc::new(credentials))
 }
 
 /// `config` with the image's dynamic settings for this node on top.

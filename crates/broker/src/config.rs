@@ -56,8 +56,8 @@ const CONSUMER_ASSIGNORS: &[&str] = &["uniform", "range"];
 const PEM_ONLY: &[&str] = &["PEM"];
 const CLIENT_AUTH: &[&str] = &["required", "requested", "none"];
 const TLS_VERSIONS: &[&str] = &["TLSv1.2", "TLSv1.3"];
-/// SASL mechanisms Runnel serves so far (SCRAM and OAUTHBEARER to come).
-pub const SASL_MECHANISMS: &[&str] = &["PLAIN"];
+/// SASL mechanisms Runnel serves so far (OAUTHBEARER to come).
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Broker-level settings.
@@ -137,7 +137,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "sasl.enabled.mechanisms",
         Some(SASL_MECHANISMS),
         "PLAIN",
-        "SASL mechanisms SASL listeners offer (Kafka's default is GSSAPI, which Runnel does not serve; Runnel's is PLAIN)",
+        "SASL mechanisms SASL listeners offer: PLAIN (users in sasl.jaas.config), SCRAM-SHA-256 and SCRAM-SHA-512 (users in the metadata log, set with AlterUserScramCredentials or `runnel user`); Kafka's default is GSSAPI, which Runnel does not serve; Runnel's is PLAIN",
     ),
     ConfigDef {
         name: "sasl.jaas.config",

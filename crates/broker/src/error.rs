@@ -69,6 +69,13 @@ impl ToErrorCode for TopicError {
     }
 }
 
+/// A metadata record that could not be written, as TopicError::Meta maps it.
+impl ToErrorCode for crate::meta::MetaError {
+    fn error(&self) -> ResponseError {
+        ResponseError::KafkaStorageError
+    }
+}
+
 impl ToErrorCode for GroupError {
     fn error(&self) -> ResponseError {
         match self {

@@ -49,6 +49,7 @@ pub const CLEANER_RECORDS_REMOVED: &str = "runnel_cleaner_records_removed_total"
 pub const CLEANER_THROTTLED_SECONDS: &str = "runnel_cleaner_throttled_seconds";
 pub const METADATA_SNAPSHOTS: &str = "runnel_metadata_snapshots_total";
 pub const CONFIG_CHANGES: &str = "runnel_config_changes_total";
+pub const SCRAM_CREDENTIAL_CHANGES: &str = "runnel_scram_credential_changes_total";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 
@@ -180,6 +181,7 @@ fn describe() {
     );
     describe_counter!(METADATA_SNAPSHOTS, "Metadata log snapshots written");
     describe_counter!(CONFIG_CHANGES, "Topic and broker config changes applied, by resource type");
+    describe_counter!(SCRAM_CREDENTIAL_CHANGES, "SCRAM credentials set or deleted, by operation (upsert, delete)");
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }
@@ -215,6 +217,11 @@ pub fn config_changed(resource: &'static str) {
     counter!(CONFIG_CHANGES, "resource" => resource).increment(1);
 }
 
+/// Counts one SCRAM credential change, `operation` "upsert" or "delete".
+pub fn scram_credentials_changed(operation: &'static str) {
+    counter!(SCRAM_CREDENTIAL_CHANGES, "operation" => operation).increment(1);
+}
+
 /// A stable label for an API key.
 pub fn api_name(api: ApiKey) -> &'static str {
     match api {
@@ -236,6 +243,8 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         // Group coordinator.
         ApiKey::JoinGroup => "JoinGroup",
         ApiKey::SyncGroup => "SyncGroup",

@@ -67,7 +67,9 @@ impl Server {
                 false => None,
             };
             let sasl = match spec.security_protocol.uses_sasl() {
-                true => Some(Arc::new(SaslListener::from_config(&broker.config, &spec.name)?)),
+                true => Some(Arc::new(
+                    SaslListener::from_config(&broker.config, &spec.name)?.with_scram(broker.scram_credentials()),
+                )),
                 false => None,
             };
             let listener = Arc::new(Listener { name: spec.name.as_str().into(), spec, tls, sasl });

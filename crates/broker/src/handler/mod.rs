@@ -22,6 +22,9 @@ pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
+// SCRAM credentials.
+pub mod alter_user_scram_credentials;
+pub mod describe_user_scram_credentials;
 // Group coordinator.
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -147,6 +150,14 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
             let response = elect_leaders::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::ElectLeaders(response)) })
         }
+        // SCRAM credentials.
+        RequestKind::DescribeUserScramCredentials(req) => {
+            let response = describe_user_scram_credentials::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::DescribeUserScramCredentials(response)) })
+        }
+        RequestKind::AlterUserScramCredentials(req) => Box::pin(async move {
+            Some(ResponseKind::AlterUserScramCredentials(alter_user_scram_credentials::handle(broker, req).await))
+        }),
         // Group coordinator.
         // The state changes happen before `dispatch` returns, in request
         // order; the futures only wait (for the join phase, the assignment,
@@ -260,6 +271,8 @@ mod tests;
 mod consumer_group_tests;
 #[cfg(test)]
 mod group_tests;
+#[cfg(test)]
+mod scram_tests;
 #[cfg(test)]
 mod txn_fetch_tests;
 #[cfg(test)]

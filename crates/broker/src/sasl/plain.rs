@@ -66,7 +66,7 @@ impl PlainUsers {
         };
         let matches = constant_time_eq(expected, password);
         match (known, matches) {
-            (true, true) => Outcome::Authenticated { user },
+            (true, true) => Outcome::Authenticated { user, reply: Vec::new() },
             (true, false) => Outcome::Failed { user: Some(user), reason: "wrong password" },
             (false, _) => Outcome::Failed { user: Some(user), reason: "unknown user" },
         }
@@ -82,7 +82,7 @@ fn split_token(token: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
 
 /// Compares two byte strings in time that depends only on their lengths'
 /// maximum, not on where they differ.
-fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
     let len = expected.len().max(given.len());
     let mut diff = u8::from(expected.len() != given.len());
     for i in 0..len {
@@ -176,7 +176,9 @@ mod tests {
     #[test]
     fn checks_tokens() {
         let u = users();
-        assert!(matches!(u.authenticate(b"\0admin\0admin-secret"), Outcome::Authenticated { user } if user == "admin"));
+        assert!(
+            matches!(u.authenticate(b"\0admin\0admin-secret"), Outcome::Authenticated { user, .. } if user == "admin")
+        );
         assert!(matches!(u.authenticate(b"admin\0admin\0admin-secret"), Outcome::Authenticated { .. }));
         for (token, reason) in [
             (&b"\0admin\0wrong"[..], "wrong password"),

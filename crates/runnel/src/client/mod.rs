@@ -15,6 +15,7 @@ pub mod profile;
 pub mod secure;
 pub mod template;
 pub mod topic;
+pub mod user;
 pub mod wire;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! A small blocking Kafka client for the requests librdkafka's Rust binding
-//! does not expose: ListGroups with group types (v5) and
-//! ConsumerGroupDescribe, with FindCoordinator and ApiVersions to reach them.
+//! does not expose: ListGroups with group types (v5),
+//! ConsumerGroupDescribe, DescribeUserScramCredentials and
+//! AlterUserScramCredentials, with FindCoordinator and ApiVersions to reach
+//! them.
 //!
 //! A [`Connection`] is one TCP connection to one broker, over TLS and
 //! authenticated with SASL when the command's `security.protocol` says so
@@ -104,6 +106,11 @@ impl Connection {
         let (broker_min, broker_max) = *self.versions.get(&R::KEY)?;
         let version = broker_max.min(max).min(R::VERSIONS.max);
         (version >= broker_min.max(R::VERSIONS.min)).then_some(version)
+    }
+
+    /// The broker's version range of API `key`, if it serves it.
+    pub fn version_of(&self, key: i16) -> Option<(i16, i16)> {
+        self.versions.get(&key).copied()
     }
 
     /// Sends `request` at `version` and reads its response.

@@ -117,6 +117,9 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 44, min: 0, max: 1, flexible_from: 1, body: INCREMENTAL_ALTER_CONFIGS },
     Api { key: 60, min: 0, max: 2, flexible_from: 0, body: DESCRIBE_CLUSTER },
     Api { key: 75, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TOPIC_PARTITIONS },
+    // SCRAM credentials.
+    Api { key: 50, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_USER_SCRAM_CREDENTIALS },
+    Api { key: 51, min: 0, max: 0, flexible_from: 0, body: ALTER_USER_SCRAM_CREDENTIALS },
     // Group coordinator.
     Api { key: 8, min: 2, max: 9, flexible_from: 8, body: OFFSET_COMMIT },
     Api { key: 9, min: 1, max: 9, flexible_from: 6, body: OFFSET_FETCH },
@@ -339,6 +342,25 @@ const INCREMENTAL_ALTER_RESOURCE: &[Field] = &[
 ];
 const INCREMENTAL_ALTERABLE_CONFIG: &[Field] =
     &[Field::new("name", STRING), Field::new("config_operation", Int8), Field::new("value", NullableString)];
+
+// DescribeUserScramCredentials (50): describe_user_scram_credentials_request.rs.
+const DESCRIBE_USER_SCRAM_CREDENTIALS: &[Field] =
+    &[Field::new("users", Kind::NullableArray(&Kind::Struct(SCRAM_USER_NAME)))];
+const SCRAM_USER_NAME: &[Field] = &[Field::new("name", STRING)];
+
+// AlterUserScramCredentials (51): alter_user_scram_credentials_request.rs.
+const ALTER_USER_SCRAM_CREDENTIALS: &[Field] = &[
+    Field::new("deletions", Kind::Array(&Kind::Struct(SCRAM_CREDENTIAL_DELETION))),
+    Field::new("upsertions", Kind::Array(&Kind::Struct(SCRAM_CREDENTIAL_UPSERTION))),
+];
+const SCRAM_CREDENTIAL_DELETION: &[Field] = &[Field::new("name", STRING), Field::new("mechanism", Int8)];
+const SCRAM_CREDENTIAL_UPSERTION: &[Field] = &[
+    Field::new("name", STRING),
+    Field::new("mechanism", Int8),
+    Field::new("iterations", Int32),
+    Field::new("salt", Kind::Bytes),
+    Field::new("salted_password", Kind::Bytes),
+];
 
 // DescribeCluster (60): describe_cluster_request.rs.
 const DESCRIBE_CLUSTER: &[Field] = &[

@@ -207,6 +207,12 @@ proptest! {
     fn accepts_encoded_list_transactions(s in api_samples(66)) { check_sample(&s)?; }
 
     #[test]
+    fn accepts_encoded_describe_user_scram_credentials(s in api_samples(50)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_alter_user_scram_credentials(s in api_samples(51)) { check_sample(&s)?; }
+
+    #[test]
     fn refuses_every_truncation(s in any_sample()) { check_truncations(&s.frame)?; }
 
     #[test]

@@ -59,6 +59,9 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         44 => admin::incremental_alter_configs(version).prop_map(RequestKind::from).boxed(),
         60 => admin::describe_cluster(version).prop_map(RequestKind::from).boxed(),
         75 => admin::describe_topic_partitions(version).prop_map(RequestKind::from).boxed(),
+        // SCRAM credentials.
+        50 => scram::describe_user_scram_credentials().prop_map(RequestKind::from).boxed(),
+        51 => scram::alter_user_scram_credentials().prop_map(RequestKind::from).boxed(),
         // Group coordinator.
         8 => groups::offset_commit(version).prop_map(RequestKind::from).boxed(),
         9 => groups::offset_fetch(version).prop_map(RequestKind::from).boxed(),
@@ -88,6 +91,8 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
 
 #[path = "strategies_groups.rs"]
 mod groups;
+#[path = "strategies_scram.rs"]
+mod scram;
 #[path = "strategies_txn.rs"]
 mod txn;
 
