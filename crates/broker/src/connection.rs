@@ -174,13 +174,12 @@ pub async fn serve<R, W>(
             }
             frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
                 match frame {
-                    Ok(Some(Frame { bytes, budget })) if !session_may_go_on(sasl_session.as_ref(), &bytes) => {
-                        // A re-authentication (the SaslHandshake that starts it) or an expired session.
-                        drop(budget);
+                    Ok(Some(frame)) if sasl_turn(sasl_session.as_ref(), &frame.bytes) != SaslTurn::Serve => {
+                        let turn = sasl_turn(sasl_session.as_ref(), &frame.bytes);
                         let (Some(sasl), Some(current)) = (sasl.as_deref(), sasl_session.as_mut()) else {
-                            unreachable!("checked above")
+                            unreachable!("only a SASL session has a turn")
                         };
-                        if !current.may_reauthenticate(tokio::time::Instant::now()) {
+                        if turn == SaslTurn::Expired {
                             metrics::counter!(crate::metrics::SASL_EXPIRED_SESSIONS_CLOSED,
                                 "listener" => session.listener.to_string()).increment(1);
                             log_rejected(peer, "SASL session expired without re-authentication");
@@ -189,7 +188,9 @@ pub async fn serve<R, W>(
                             return;
                         } else {
                             let deadline = tokio::time::Instant::now() + sasl.timeout;
-                            let exchange = sasl::reauthenticate(sasl, &mut session, current, &mut frames, &mut wr, bytes);
+                            let handshake = frame.bytes;
+                            let exchange =
+                                sasl::reauthenticate(sasl, &mut session, current, &mut frames, &mut wr, handshake);
                             match bounded(sasl, peer, deadline, &mut shutdown, exchange).await {
                                 Some(next) => *current = next,
                                 None => reading = false,
@@ -276,15 +277,28 @@ async fn bounded(
     }
 }
 
-/// Whether a request frame of an authenticated SASL connection is served as
-/// usual: not when it is a SaslHandshake that begins a re-authentication,
-/// nor when the session has expired (KIP-368).
-fn session_may_go_on(current: Option<&SaslSession>, frame: &[u8]) -> bool {
-    let Some(current) = current else { return true };
+/// What a request frame of a connection with a SASL session leads to (KIP-368).
+#[derive(Debug, PartialEq, Eq)]
+enum SaslTurn {
+    /// Served as usual.
+    Serve,
+    /// A SaslHandshake that begins a re-authentication.
+    Reauthenticate,
+    /// The session has expired: the connection is closed.
+    Expired,
+}
+
+fn sasl_turn(current: Option<&SaslSession>, frame: &[u8]) -> SaslTurn {
+    let Some(current) = current else { return SaslTurn::Serve };
     let now = tokio::time::Instant::now();
     let handshake = frame.get(..2) == Some(&(ApiKey::SaslHandshake as i16).to_be_bytes()[..]);
-    let reauthentication = handshake && current.may_reauthenticate(now);
-    !reauthentication && !current.expired(now)
+    if handshake && current.may_reauthenticate(now) {
+        SaslTurn::Reauthenticate
+    } else if current.expired(now) {
+        SaslTurn::Expired
+    } else {
+        SaslTurn::Serve
+    }
 }
 
 /// Writes every response in flight, in order; whether the connection is still usable.

@@ -50,8 +50,11 @@ use crate::protocol::{decode_request, encode_response, FrameReader};
 use crate::session::{Principal, Session};
 use oauthbearer::INVALID_TOKEN_CHALLENGE;
 
-/// What every failed authentication is told, whatever the cause.
+/// What every failed PLAIN authentication is told, whatever the cause.
 pub const FAILED_MESSAGE: &str = "Authentication failed: Invalid username or password";
+/// What every failed OAUTHBEARER authentication is told (Kafka's generic text).
+pub const OAUTHBEARER_FAILED_MESSAGE: &str =
+    "Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER";
 
 /// A SASL mechanism Runnel serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +74,14 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+
+    /// The one message a failed authentication with this mechanism gets.
+    pub fn failed_message(self) -> &'static str {
+        match self {
+            Mechanism::Plain => FAILED_MESSAGE,
+            Mechanism::OAuthBearer => OAUTHBEARER_FAILED_MESSAGE,
         }
     }
 }
@@ -370,10 +381,10 @@ where
         let request = decode_request(frame, &summary).map_err(|e| Refused::BadInput(e.to_string()))?;
         let (version, correlation_id) = (summary.api_version, summary.correlation_id);
         let respond = |api_key, body: ResponseKind| encode_response(api_key, version, correlation_id, &body);
-        let refuse = |refused: Refused| {
+        let refuse = |mechanism: Mechanism, refused: Refused| {
             let body = SaslAuthenticateResponse::default()
                 .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                .with_error_message(Some(StrBytes::from_static_str(FAILED_MESSAGE)));
+                .with_error_message(Some(StrBytes::from_static_str(mechanism.failed_message())));
             (respond(ApiKey::SaslAuthenticate, ResponseKind::SaslAuthenticate(body)), refused)
         };
         match (request.body, state) {
@@ -404,7 +415,7 @@ where
                     let reason =
                         format!("re-authentication with {} after {}", mechanism.name(), previous.mechanism.name());
                     let (bytes, refused) =
-                        refuse(fail(sasl, session, Failure { mechanism, user: None, reason }, reauth).await);
+                        refuse(mechanism, fail(sasl, session, Failure { mechanism, user: None, reason }, reauth).await);
                     wr.write_all(&bytes).await?;
                     return Err(refused);
                 }
@@ -418,7 +429,7 @@ where
                         continue;
                     }
                     Err(refused) => {
-                        let (bytes, refused) = refuse(refused);
+                        let (bytes, refused) = refuse(mechanism, refused);
                         wr.write_all(&bytes).await?;
                         return Err(refused);
                     }
@@ -430,7 +441,7 @@ where
                         previous.principal
                     );
                     let failure = Failure { mechanism, user: Some(user), reason };
-                    let (bytes, refused) = refuse(fail(sasl, session, failure, reauth).await);
+                    let (bytes, refused) = refuse(mechanism, fail(sasl, session, failure, reauth).await);
                     wr.write_all(&bytes).await?;
                     return Err(refused);
                 }
@@ -442,7 +453,8 @@ where
                 return authenticated(sasl, session, mechanism, user, lifetime, began_at, reauth);
             }
             (RequestKind::SaslAuthenticate(_), State::Erred { raw: false, failure }) => {
-                let (bytes, refused) = refuse(fail(sasl, session, failure, reauth).await);
+                let mechanism = failure.mechanism;
+                let (bytes, refused) = refuse(mechanism, fail(sasl, session, failure, reauth).await);
                 wr.write_all(&bytes).await?;
                 return Err(refused);
             }
