@@ -187,6 +187,8 @@ pub async fn serve<R, W>(
                         } else if !write_due(&mut inflight, &mut wr, peer).await {
                             return;
                         } else {
+                            // The exchange's frames are held to the pre-authentication bound, as at the start.
+                            frames.set_frame_bytes_max(broker.config.pre_request_frame_bytes_max());
                             let deadline = tokio::time::Instant::now() + sasl.timeout;
                             let handshake = frame.bytes;
                             let exchange =
@@ -195,6 +197,7 @@ pub async fn serve<R, W>(
                                 Some(next) => *current = next,
                                 None => reading = false,
                             }
+                            frames.set_frame_bytes_max(broker.config.socket_request_max_bytes());
                         }
                     }
                     Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &session, bytes, budget).await {
