@@ -213,6 +213,30 @@ fn a_refused_token_gets_the_error_challenge_then_the_failure() {
     assert!(broker.logs().contains("malformed client message: auth scheme is not Bearer"), "{}", broker.logs());
 }
 
+// Goal: a key added to the JWKS file is used without a restart, and a key removed from it is no longer trusted.
+// Method: tokens of a second issuer before and after the file is replaced (the broker checks it once a second).
+#[test]
+fn a_rotated_jwks_file_is_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (Issuer::new("old"), Issuer::new("new"));
+    let broker = start(&dir, &old, &["connection.failed.authentication.delay.ms=0"]);
+    let addr = broker.listener_addr("SASL_PLAINTEXT");
+    let accepted = |issuer: &Issuer| {
+        let mut stream = connect(&addr);
+        assert_eq!(handshake(&mut stream).error_code, 0);
+        authenticate(&mut stream, &client_message(&issuer.token("alice", 600))).unwrap().auth_bytes.is_empty()
+    };
+    assert!(accepted(&old) && !accepted(&new));
+    common::jwt::write_jwks(&dir.path().join("jwks.json"), &[&new]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !accepted(&new) {
+        assert!(Instant::now() < deadline, "the new key is never used: {}", broker.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!accepted(&old), "a key removed from the file is no longer trusted");
+    assert!(broker.logs().contains("JWKS file reloaded"), "{}", broker.logs());
+}
+
 // Goal: the session lifetime is min(connections.max.reauth.ms, token expiry - now); without either bound it is 0.
 // Method: raw clients against brokers with and without connections.max.reauth.ms.
 #[test]

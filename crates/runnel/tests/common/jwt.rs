@@ -35,12 +35,16 @@ impl Issuer {
         Issuer { kid: kid.to_string(), key }
     }
 
+    /// The public key as a JWK.
+    pub fn jwk(&self) -> serde_json::Value {
+        let point = self.key.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
+            "x": b64(&point[1..33]), "y": b64(&point[33..])})
+    }
+
     /// Writes the JWKS of this issuer's public key to `path`.
     pub fn write_jwks(&self, path: &Path) {
-        let point = self.key.public_key().as_ref();
-        let jwk = json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
-            "x": b64(&point[1..33]), "y": b64(&point[33..])});
-        std::fs::write(path, json!({"keys": [jwk]}).to_string()).unwrap();
+        write_jwks(path, &[self]);
     }
 
     /// An ES256 token for `sub`, issued now and expiring `lifetime_s` from now (negative: expired).
@@ -58,4 +62,12 @@ impl Issuer {
 /// The RFC 7628 client initial response carrying `token`.
 pub fn client_message(token: &str) -> Vec<u8> {
     format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+}
+
+/// Writes a JWKS of `issuers`' keys to `path` atomically (a temporary file renamed over it).
+pub fn write_jwks(path: &Path, issuers: &[&Issuer]) {
+    let keys: Vec<serde_json::Value> = issuers.iter().map(|i| i.jwk()).collect();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json!({ "keys": keys }).to_string()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
