@@ -355,7 +355,7 @@ where
                 Verdict::Authenticated { user, expires_at_ms } => {
                     wr.write_all(&0u32.to_be_bytes()).await?;
                     let lifetime = sasl.session_lifetime(expires_at_ms, crate::handler::now_ms());
-                    return authenticated(sasl, session, mechanism, user, lifetime, began_at, reauth);
+                    return Ok(authenticated(sasl, session, mechanism, user, lifetime, began_at, reauth));
                 }
                 Verdict::Challenge { challenge, failure } => {
                     wr.write_all(&(challenge.len() as u32).to_be_bytes()).await?;
@@ -381,12 +381,6 @@ where
         let request = decode_request(frame, &summary).map_err(|e| Refused::BadInput(e.to_string()))?;
         let (version, correlation_id) = (summary.api_version, summary.correlation_id);
         let respond = |api_key, body: ResponseKind| encode_response(api_key, version, correlation_id, &body);
-        let refuse = |mechanism: Mechanism, refused: Refused| {
-            let body = SaslAuthenticateResponse::default()
-                .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                .with_error_message(Some(StrBytes::from_static_str(mechanism.failed_message())));
-            (respond(ApiKey::SaslAuthenticate, ResponseKind::SaslAuthenticate(body)), refused)
-        };
         match (request.body, state) {
             (RequestKind::ApiVersions(_), s) => {
                 state = s;
@@ -411,51 +405,19 @@ where
                 state = if version == 0 { State::Raw(mechanism) } else { State::Framed(mechanism) };
             }
             (RequestKind::SaslAuthenticate(req), State::Framed(mechanism)) => {
-                if let Some(previous) = previous.as_ref().filter(|p| p.mechanism != mechanism) {
-                    let reason =
-                        format!("re-authentication with {} after {}", mechanism.name(), previous.mechanism.name());
-                    let (bytes, refused) =
-                        refuse(mechanism, fail(sasl, session, Failure { mechanism, user: None, reason }, reauth).await);
-                    wr.write_all(&bytes).await?;
-                    return Err(refused);
+                let context = Context { sasl, previous: previous.as_ref(), began_at };
+                let (response, next) = framed_authenticate(&context, session, mechanism, &req.auth_bytes).await;
+                wr.write_all(&respond(ApiKey::SaslAuthenticate, ResponseKind::SaslAuthenticate(response))).await?;
+                match next {
+                    Next::Continue(next) => state = next,
+                    Next::Done(authenticated) => return Ok(authenticated),
+                    Next::Stop(refused) => return Err(refused),
                 }
-                let (user, expires_at_ms) = match finish(sasl, session, mechanism, &req.auth_bytes, reauth).await {
-                    Ok(Verdict::Authenticated { user, expires_at_ms }) => (user, expires_at_ms),
-                    Ok(Verdict::Challenge { challenge, failure }) => {
-                        // RFC 7628 section 3.2.2: the error travels as a challenge; the client answers %x01.
-                        let body = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from_static(challenge));
-                        wr.write_all(&respond(ApiKey::SaslAuthenticate, ResponseKind::SaslAuthenticate(body))).await?;
-                        state = State::Erred { raw: false, failure };
-                        continue;
-                    }
-                    Err(refused) => {
-                        let (bytes, refused) = refuse(mechanism, refused);
-                        wr.write_all(&bytes).await?;
-                        return Err(refused);
-                    }
-                };
-                if let Some(previous) = previous.as_ref().filter(|p| p.principal != Principal::user(user.clone())) {
-                    let reason = format!(
-                        "re-authentication as {} changes the principal {}",
-                        Principal::user(user.clone()),
-                        previous.principal
-                    );
-                    let failure = Failure { mechanism, user: Some(user), reason };
-                    let (bytes, refused) = refuse(mechanism, fail(sasl, session, failure, reauth).await);
-                    wr.write_all(&bytes).await?;
-                    return Err(refused);
-                }
-                let lifetime = sasl.session_lifetime(expires_at_ms, crate::handler::now_ms());
-                let body = SaslAuthenticateResponse::default()
-                    .with_auth_bytes(Bytes::new())
-                    .with_session_lifetime_ms(lifetime.unwrap_or(0));
-                wr.write_all(&respond(ApiKey::SaslAuthenticate, ResponseKind::SaslAuthenticate(body))).await?;
-                return authenticated(sasl, session, mechanism, user, lifetime, began_at, reauth);
             }
             (RequestKind::SaslAuthenticate(_), State::Erred { raw: false, failure }) => {
-                let mechanism = failure.mechanism;
-                let (bytes, refused) = refuse(mechanism, fail(sasl, session, failure, reauth).await);
-                wr.write_all(&bytes).await?;
+                let response = failed_response(failure.mechanism);
+                let refused = fail(sasl, session, failure, reauth).await;
+                wr.write_all(&respond(ApiKey::SaslAuthenticate, ResponseKind::SaslAuthenticate(response))).await?;
                 return Err(refused);
             }
             (RequestKind::SaslHandshake(_), _) => {
@@ -473,6 +435,65 @@ where
             }
         }
     }
+}
+
+/// What a framed SaslAuthenticate is checked against.
+struct Context<'a> {
+    sasl: &'a SaslListener,
+    /// Set on a re-authentication.
+    previous: Option<&'a Previous>,
+    began_at: Instant,
+}
+
+/// What follows a framed SaslAuthenticate's response.
+enum Next {
+    Continue(State),
+    Done(SaslSession),
+    Stop(Refused),
+}
+
+/// Checks a framed SaslAuthenticate: the response to send and what follows.
+/// A re-authentication must keep the mechanism and the principal.
+async fn framed_authenticate(
+    context: &Context<'_>,
+    session: &mut Session,
+    mechanism: Mechanism,
+    token: &[u8],
+) -> (SaslAuthenticateResponse, Next) {
+    let (sasl, reauth) = (context.sasl, context.previous.is_some());
+    if let Some(previous) = context.previous.filter(|p| p.mechanism != mechanism) {
+        let reason = format!("re-authentication with {} after {}", mechanism.name(), previous.mechanism.name());
+        let refused = fail(sasl, session, Failure { mechanism, user: None, reason }, reauth).await;
+        return (failed_response(mechanism), Next::Stop(refused));
+    }
+    let (user, expires_at_ms) = match finish(sasl, session, mechanism, token, reauth).await {
+        Ok(Verdict::Authenticated { user, expires_at_ms }) => (user, expires_at_ms),
+        Ok(Verdict::Challenge { challenge, failure }) => {
+            // RFC 7628 section 3.2.2: the error travels as a challenge; the client answers %x01.
+            let response = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from_static(challenge));
+            return (response, Next::Continue(State::Erred { raw: false, failure }));
+        }
+        Err(refused) => return (failed_response(mechanism), Next::Stop(refused)),
+    };
+    let principal = Principal::user(user.clone());
+    if let Some(previous) = context.previous.filter(|p| p.principal != principal) {
+        let reason = format!("re-authentication as {principal} changes the principal {}", previous.principal);
+        let refused = fail(sasl, session, Failure { mechanism, user: Some(user), reason }, reauth).await;
+        return (failed_response(mechanism), Next::Stop(refused));
+    }
+    let lifetime = sasl.session_lifetime(expires_at_ms, crate::handler::now_ms());
+    let response = SaslAuthenticateResponse::default()
+        .with_auth_bytes(Bytes::new())
+        .with_session_lifetime_ms(lifetime.unwrap_or(0));
+    let authenticated = authenticated(sasl, session, mechanism, user, lifetime, context.began_at, reauth);
+    (response, Next::Done(authenticated))
+}
+
+/// SASL_AUTHENTICATION_FAILED with the mechanism's one generic message.
+fn failed_response(mechanism: Mechanism) -> SaslAuthenticateResponse {
+    SaslAuthenticateResponse::default()
+        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+        .with_error_message(Some(StrBytes::from_static_str(mechanism.failed_message())))
 }
 
 /// Answers SaslHandshake: the enabled mechanisms, and the chosen one when it
@@ -544,14 +565,14 @@ fn authenticated(
     lifetime_ms: Option<i64>,
     began_at: Instant,
     reauth: bool,
-) -> Result<SaslSession, Refused> {
+) -> SaslSession {
     count(sasl, mechanism, "success", reauth);
     session.principal = Principal::user(user);
     let expires_at = lifetime_ms.map(|ms| Instant::now() + Duration::from_millis(ms as u64));
     tracing::debug!(peer = %session.peer, listener = %sasl.listener, mechanism = mechanism.name(),
         principal = %session.principal, reauthentication = reauth, session_lifetime_ms = lifetime_ms.unwrap_or(0),
         "SASL client authenticated");
-    Ok(SaslSession { mechanism, expires_at, began_at })
+    SaslSession { mechanism, expires_at, began_at }
 }
 
 fn count(sasl: &SaslListener, mechanism: Mechanism, result: &'static str, reauth: bool) {
