@@ -350,15 +350,16 @@ fn verify_with(alg: &str, key: &JwkKey, signed: &[u8], sig: &[u8]) -> Option<boo
     }
 }
 
-/// Checks the signature with the key named by `kid`, or without a `kid`
-/// with any key of the right type.
+/// Checks the signature with the key named by `kid` or a key without a
+/// `kid` (as jose4j, Kafka's JWT library, selects them), or, for a token
+/// without `kid`, with any key of the right type.
 fn verify_signature(alg: &str, kid: Option<&str>, keys: &[Jwk], signed: &[u8], sig: &[u8]) -> Result<(), String> {
     const ALGS: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
     if !ALGS.contains(&alg) {
         return Err(format!("JWS algorithm {alg:?} is not accepted"));
     }
     let candidates: Vec<&Jwk> = match kid {
-        Some(kid) => keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect(),
+        Some(kid) => keys.iter().filter(|k| k.kid.as_deref().is_none_or(|k| k == kid)).collect(),
         None => keys.iter().collect(),
     };
     if candidates.is_empty() {

@@ -254,6 +254,11 @@ fn refuses_bad_signatures_and_keys() {
     let parts: Vec<&str> = token.split('.').collect();
     let tampered = format!("{}.{}.{}", parts[0], b64(claims("admin").to_string().as_bytes()), parts[2]);
     assert_eq!(refused(&v, &tampered, &keys), "signature does not verify");
+    // A JWK without kid serves tokens naming any kid.
+    let mut anonymous = other_kid.jwk();
+    anonymous.as_object_mut().unwrap().remove("kid");
+    let keys_anonymous = parse_jwks(json!({"keys": [anonymous]}).to_string().as_bytes()).unwrap();
+    assert!(v.validate(&other_kid.sign(&claims("alice")), &keys_anonymous, NOW_MS).is_ok());
     // A token without kid is checked against every key.
     let no_kid = trusted.sign_with_header(json!({"kid": null}), &claims("alice"));
     assert!(v.validate(&no_kid, &keys, NOW_MS).is_ok());
