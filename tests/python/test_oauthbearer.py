@@ -159,3 +159,39 @@ def test_confluent_kafka_reauthenticates_while_producing(broker_factory, idp, un
     assert not failures, failures
     assert _metric(b, "runnel_sasl_reauthentications_total") >= 2
     assert "SASL session expired" not in b.log_path.read_text(errors="replace")
+
+
+def test_kafka_python_and_aiokafka_oauthbearer(broker_factory, idp, unique_topic):
+    """kafka-python and aiokafka authenticate with a token provider; both speak RFC 7628 as librdkafka does.
+    (Neither re-authenticates, so no session lifetime is configured.)"""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.abc import AbstractTokenProvider as AioTokenProvider
+    from kafka import KafkaProducer
+    from kafka.sasl.oauth import AbstractTokenProvider
+
+    _, addr = _broker(broker_factory, idp, "SASL_PLAINTEXT")
+    token = idp["trusted"].token("alice", 3600)
+
+    class Provider(AbstractTokenProvider):
+        def token(self):
+            return token
+
+    p = KafkaProducer(bootstrap_servers=addr, security_protocol="SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
+                      sasl_oauth_token_provider=Provider())
+    p.send(unique_topic, b"from kafka-python").get(timeout=TIMEOUT)
+    p.close()
+
+    class AioProvider(AioTokenProvider):
+        async def token(self):
+            return token
+
+    async def run():
+        ap = AIOKafkaProducer(bootstrap_servers=addr, security_protocol="SASL_PLAINTEXT",
+                              sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=AioProvider())
+        await ap.start()
+        await ap.send_and_wait(unique_topic, b"from aiokafka")
+        await ap.stop()
+
+    asyncio.run(run())

@@ -213,6 +213,44 @@ fn a_refused_token_gets_the_error_challenge_then_the_failure() {
     assert!(broker.logs().contains("malformed client message: auth scheme is not Bearer"), "{}", broker.logs());
 }
 
+/// Sends one raw, unframed SASL token (after SaslHandshake v0) and reads the raw reply, `None` when closed.
+fn raw_token(stream: &mut TcpStream, token: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut frame = (token.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(token);
+    stream.write_all(&frame).ok()?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut reply).ok()?;
+    Some(reply)
+}
+
+// Goal: old clients' raw exchange (SaslHandshake v0, then unframed tokens) works for OAUTHBEARER: a valid token
+// gets an empty reply and requests follow; a refused one gets the error challenge, and the %x01 reply a close.
+#[test]
+fn oauthbearer_over_the_raw_v0_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new("k");
+    let broker = start(&dir, &issuer, &["connection.failed.authentication.delay.ms=0"]);
+    let addr = broker.listener_addr("SASL_PLAINTEXT");
+    let handshake_v0 = |stream: &mut TcpStream| {
+        let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("OAUTHBEARER"));
+        let response: SaslHandshakeResponse = call(stream, ApiKey::SaslHandshake, 0, &request).unwrap();
+        assert_eq!(response.error_code, 0);
+    };
+    let mut stream = connect(&addr);
+    handshake_v0(&mut stream);
+    assert_eq!(raw_token(&mut stream, &client_message(&issuer.token("alice", 600))), Some(vec![]));
+    assert!(metadata(&mut stream).is_some());
+
+    let mut stream = connect(&addr);
+    handshake_v0(&mut stream);
+    let challenge = raw_token(&mut stream, &client_message(&issuer.token("alice", -600))).unwrap();
+    assert_eq!(&challenge[..], br#"{"status":"invalid_token"}"#);
+    assert_eq!(raw_token(&mut stream, b"\x01"), None, "the failure closes the connection");
+}
+
 // Goal: a key added to the JWKS file is used without a restart, and a key removed from it is no longer trusted.
 // Method: tokens of a second issuer before and after the file is replaced (the broker checks it once a second).
 #[test]
