@@ -56,8 +56,8 @@ const CONSUMER_ASSIGNORS: &[&str] = &["uniform", "range"];
 const PEM_ONLY: &[&str] = &["PEM"];
 const CLIENT_AUTH: &[&str] = &["required", "requested", "none"];
 const TLS_VERSIONS: &[&str] = &["TLSv1.2", "TLSv1.3"];
-/// SASL mechanisms Runnel serves so far (OAUTHBEARER to come).
-pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+/// SASL mechanisms Runnel serves.
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Broker-level settings.
@@ -137,7 +137,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "sasl.enabled.mechanisms",
         Some(SASL_MECHANISMS),
         "PLAIN",
-        "SASL mechanisms SASL listeners offer: PLAIN (users in sasl.jaas.config), SCRAM-SHA-256 and SCRAM-SHA-512 (users in the metadata log, set with AlterUserScramCredentials or `runnel user`); Kafka's default is GSSAPI, which Runnel does not serve; Runnel's is PLAIN",
+        "SASL mechanisms SASL listeners offer: PLAIN (users in sasl.jaas.config), SCRAM-SHA-256 and SCRAM-SHA-512 (users in the metadata log, set with AlterUserScramCredentials or `runnel user`), OAUTHBEARER (JWTs checked against sasl.oauthbearer.jwks.endpoint.url); Kafka's default is GSSAPI, which Runnel does not serve; Runnel's is PLAIN",
     ),
     ConfigDef {
         name: "sasl.jaas.config",
@@ -162,9 +162,52 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     int(
         "connections.max.reauth.ms",
         0,
-        0,
+        LONG_MAX,
         "0",
-        "session lifetime SaslAuthenticate reports to clients; only 0 (none) is accepted until re-authentication is served",
+        "when positive, the longest a SASL session lasts before the client must re-authenticate on its connection (KIP-368); 0: no limit (an OAUTHBEARER session still ends when its token expires)",
+    ),
+    // OAUTHBEARER (see `sasl::oauthbearer`).
+    ConfigDef {
+        name: "sasl.oauthbearer.jwks.endpoint.url",
+        kind: Kind::Str,
+        default: "",
+        doc: "JWKS file (a path or a file: URL) with the keys OAUTHBEARER tokens must be signed with; reloaded when it changes. HTTP(S) endpoints are not fetched",
+    },
+    int(
+        "sasl.oauthbearer.clock.skew.seconds",
+        0,
+        I32_MAX,
+        "30",
+        "leeway allowed between the broker's clock and the token issuer's when checking exp, nbf and iat",
+    ),
+    ConfigDef {
+        name: "sasl.oauthbearer.expected.audience",
+        kind: Kind::Str,
+        default: "",
+        doc: "comma-separated audiences; when set, a token's aud claim must name one of them",
+    },
+    ConfigDef {
+        name: "sasl.oauthbearer.expected.issuer",
+        kind: Kind::Str,
+        default: "",
+        doc: "when set, a token's iss claim must equal it",
+    },
+    ConfigDef {
+        name: "sasl.oauthbearer.sub.claim.name",
+        kind: Kind::Str,
+        default: "sub",
+        doc: "claim holding the principal name of an OAUTHBEARER token",
+    },
+    ConfigDef {
+        name: "sasl.oauthbearer.scope.claim.name",
+        kind: Kind::Str,
+        default: "scope",
+        doc: "claim holding the scopes of an OAUTHBEARER token (a space-separated string or a list)",
+    },
+    boolean(
+        "sasl.oauthbearer.unsecured.validator.enable",
+        "false",
+        "Runnel's own key (Kafka's default validator accepts them): accept unsigned OAUTHBEARER tokens (alg none), as Kafka's OAuthBearerUnsecuredValidatorCallbackHandler does; for tests only",
     ),
     ConfigDef { name: "log.dirs", kind: Kind::Str, default: "./runnel-data", doc: "data directory" },
     int("node.id", 0, I32_MAX, "1", "this broker's node id"),
@@ -1332,9 +1375,9 @@ mod tests {
         let err = config.set("num.partitions", "0", Source::Override).unwrap_err();
         assert!(err.to_string().contains("num.partitions"), "{err}");
         assert!(matches!(config.set("no.such.key", "1", Source::Override), Err(ConfigError::UnknownKey(_))));
-        // Re-authentication is not served, so no session lifetime may be promised to clients.
-        config.set("connections.max.reauth.ms", "0", Source::Override).unwrap();
-        let err = config.set("connections.max.reauth.ms", "3600000", Source::Override).unwrap_err();
+        // Re-authentication (KIP-368) is served: any non-negative session lifetime.
+        config.set("connections.max.reauth.ms", "3600000", Source::Override).unwrap();
+        let err = config.set("connections.max.reauth.ms", "-1", Source::Override).unwrap_err();
         assert!(err.to_string().contains("connections.max.reauth.ms"), "{err}");
     }
 

@@ -8,6 +8,12 @@
 //! connection only, after the responses already due have been written. A
 //! connection with nothing in progress that sends nothing for
 //! `connections.max.idle.ms` is closed, as Kafka does.
+//!
+//! A SASL session with a lifetime (KIP-368) re-authenticates between
+//! requests: its SaslHandshake waits until every earlier response is
+//! written, then the exchange runs on the connection as at the start. Once
+//! the session has expired, any request but a re-authentication closes the
+//! connection, as Kafka does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +29,7 @@ use crate::handler::{self, api_versions, Endpoint};
 use crate::listener::Listener;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::{decode_request, encode_response, Frame, FrameReader};
-use crate::sasl::{self, Refused, SaslListener};
+use crate::sasl::{self, Refused, SaslListener, SaslSession};
 use crate::session::{Principal, Session};
 
 /// A response waiting its turn: what to encode it as, and the handler's future.
@@ -134,12 +140,18 @@ pub async fn serve<R, W>(
     // broker buffer a large frame.
     let mut frames = FrameReader::new(rd, broker.config.pre_request_frame_bytes_max(), broker.request_budget.clone());
     let mut greeted = false;
-    if let Some(sasl) = sasl {
-        if !authenticate(&sasl, &mut session, &mut frames, &mut wr, &mut shutdown).await {
-            if let Err(e) = wr.shutdown().await {
-                tracing::debug!(%peer, error = %e, "socket shutdown failed");
+    let mut sasl_session: Option<SaslSession> = None;
+    if let Some(sasl) = &sasl {
+        let deadline = session.accepted_at + sasl.timeout;
+        let exchange = sasl::authenticate(sasl, &mut session, &mut frames, &mut wr);
+        match bounded(sasl, peer, deadline, &mut shutdown, exchange).await {
+            Some(authenticated) => sasl_session = Some(authenticated),
+            None => {
+                if let Err(e) = wr.shutdown().await {
+                    tracing::debug!(%peer, error = %e, "socket shutdown failed");
+                }
+                return;
             }
-            return;
         }
         greeted = true;
         frames.set_frame_bytes_max(broker.config.socket_request_max_bytes());
@@ -162,6 +174,32 @@ pub async fn serve<R, W>(
             }
             frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
                 match frame {
+                    Ok(Some(frame)) if sasl_turn(sasl_session.as_ref(), &frame.bytes) != SaslTurn::Serve => {
+                        let turn = sasl_turn(sasl_session.as_ref(), &frame.bytes);
+                        let (Some(sasl), Some(current)) = (sasl.as_deref(), sasl_session.as_mut()) else {
+                            unreachable!("only a SASL session has a turn")
+                        };
+                        if turn == SaslTurn::Expired {
+                            metrics::counter!(crate::metrics::SASL_EXPIRED_SESSIONS_CLOSED,
+                                "listener" => session.listener.to_string()).increment(1);
+                            log_rejected(peer, "SASL session expired without re-authentication");
+                            reading = false;
+                        } else if !write_due(&mut inflight, &mut wr, peer).await {
+                            return;
+                        } else {
+                            // The exchange's frames are held to the pre-authentication bound, as at the start.
+                            frames.set_frame_bytes_max(broker.config.pre_request_frame_bytes_max());
+                            let deadline = tokio::time::Instant::now() + sasl.timeout;
+                            let handshake = frame.bytes;
+                            let exchange =
+                                sasl::reauthenticate(sasl, &mut session, current, &mut frames, &mut wr, handshake);
+                            match bounded(sasl, peer, deadline, &mut shutdown, exchange).await {
+                                Some(next) => *current = next,
+                                None => reading = false,
+                            }
+                            frames.set_frame_bytes_max(broker.config.socket_request_max_bytes());
+                        }
+                    }
                     Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &session, bytes, budget).await {
                         Ok(pending) => {
                             inflight.push_back(pending);
@@ -203,38 +241,33 @@ pub async fn serve<R, W>(
     }
 }
 
-/// Runs the SASL exchange, bounded by `sasl.server.authentication.timeout.ms`
-/// counted from the connection's acceptance (a TLS handshake and the wait for
-/// the first byte included) and cut short by shutdown; whether the connection
-/// may go on.
-async fn authenticate<R, W>(
+/// Runs a SASL exchange (`sasl::authenticate` or `sasl::reauthenticate`)
+/// until `deadline` (`sasl.server.authentication.timeout.ms`, counted from
+/// the connection's acceptance for the first authentication, a TLS handshake
+/// and the wait for the first byte included), cut short by shutdown; the
+/// session when the connection may go on.
+async fn bounded(
     sasl: &SaslListener,
-    session: &mut Session,
-    frames: &mut FrameReader<R>,
-    wr: &mut W,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
     shutdown: &mut watch::Receiver<bool>,
-) -> bool
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let peer = session.peer;
-    let deadline = session.accepted_at + sasl.timeout;
+    exchange: impl std::future::Future<Output = Result<SaslSession, Refused>>,
+) -> Option<SaslSession> {
     let outcome = tokio::select! {
-        outcome = tokio::time::timeout_at(deadline, sasl::authenticate(sasl, session, frames, wr)) => outcome,
-        _ = shutdown.changed() => return false,
+        outcome = tokio::time::timeout_at(deadline, exchange) => outcome,
+        _ = shutdown.changed() => return None,
     };
     match outcome {
-        Ok(Ok(())) => true,
-        Ok(Err(Refused::Left | Refused::Failed)) => false,
+        Ok(Ok(authenticated)) => Some(authenticated),
+        Ok(Err(Refused::Left | Refused::Failed)) => None,
         Ok(Err(Refused::Io(e))) => {
             tracing::debug!(%peer, error = %e, "write failed during SASL authentication");
-            false
+            None
         }
         Ok(Err(Refused::BadInput(reason))) => {
             metrics::counter!(crate::metrics::CONNECTIONS_CLOSED_BAD_INPUT).increment(1);
             log_rejected(peer, &reason);
-            false
+            None
         }
         Err(_) => {
             let timeout_ms = sasl.timeout.as_millis();
@@ -242,9 +275,50 @@ where
                 peer,
                 &format!("not authenticated within sasl.server.authentication.timeout.ms ({timeout_ms})"),
             );
-            false
+            None
         }
     }
+}
+
+/// What a request frame of a connection with a SASL session leads to (KIP-368).
+#[derive(Debug, PartialEq, Eq)]
+enum SaslTurn {
+    /// Served as usual.
+    Serve,
+    /// A SaslHandshake that begins a re-authentication.
+    Reauthenticate,
+    /// The session has expired: the connection is closed.
+    Expired,
+}
+
+fn sasl_turn(current: Option<&SaslSession>, frame: &[u8]) -> SaslTurn {
+    let Some(current) = current else { return SaslTurn::Serve };
+    let now = tokio::time::Instant::now();
+    let handshake = frame.get(..2) == Some(&(ApiKey::SaslHandshake as i16).to_be_bytes()[..]);
+    if handshake && current.may_reauthenticate(now) {
+        SaslTurn::Reauthenticate
+    } else if current.expired(now) {
+        SaslTurn::Expired
+    } else {
+        SaslTurn::Serve
+    }
+}
+
+/// Writes every response in flight, in order; whether the connection is still usable.
+async fn write_due<W: AsyncWrite + Unpin>(
+    inflight: &mut FuturesOrdered<InFlight>,
+    wr: &mut W,
+    peer: SocketAddr,
+) -> bool {
+    while let Some(response) = inflight.next().await {
+        if let Some(bytes) = response {
+            if let Err(e) = wr.write_all(&bytes).await {
+                tracing::debug!(%peer, error = %e, "write failed, closing connection");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Connection error lines logged per second at most; the rest are counted and

@@ -24,6 +24,9 @@ pub const CONNECTIONS_CLOSED_BAD_INPUT: &str = "runnel_connections_closed_bad_in
 pub const TLS_HANDSHAKE_FAILURES: &str = "runnel_tls_handshake_failures_total";
 pub const SASL_AUTHENTICATIONS: &str = "runnel_sasl_authentications_total";
 pub const TLS_RELOADS: &str = "runnel_tls_certificate_reloads_total";
+pub const SASL_REAUTHENTICATIONS: &str = "runnel_sasl_reauthentications_total";
+pub const SASL_EXPIRED_SESSIONS_CLOSED: &str = "runnel_sasl_expired_sessions_closed_total";
+pub const JWKS_RELOADS: &str = "runnel_sasl_oauthbearer_jwks_reloads_total";
 pub const BYTES_IN: &str = "runnel_topic_bytes_in_total";
 pub const RECORDS_IN: &str = "runnel_topic_records_in_total";
 pub const BYTES_OUT: &str = "runnel_topic_bytes_out_total";
@@ -128,6 +131,15 @@ fn describe() {
         "SASL authentications by listener, mechanism and result (success, failure)"
     );
     describe_counter!(TLS_RELOADS, "Reloads of changed TLS certificate files, by result (ok, error)");
+    describe_counter!(
+        SASL_REAUTHENTICATIONS,
+        "SASL re-authentications (KIP-368) on live connections by listener, mechanism and result (success, failure)"
+    );
+    describe_counter!(
+        SASL_EXPIRED_SESSIONS_CLOSED,
+        "Connections closed because their SASL session expired before they re-authenticated, by listener"
+    );
+    describe_counter!(JWKS_RELOADS, "Reloads of a changed OAUTHBEARER JWKS file, by result (ok, error)");
     describe_counter!(BYTES_IN, Unit::Bytes, "Record batch bytes appended, by topic");
     describe_counter!(RECORDS_IN, "Records appended, by topic");
     describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes returned by Fetch, by topic");

@@ -137,7 +137,10 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
             Box::pin(async move { Some(ResponseKind::DescribeTopicPartitions(response)) })
         }
         // A connection that reaches the handlers has finished authenticating
-        // (or is on a listener without SASL); re-authentication is not served.
+        // (or is on a listener without SASL). A SaslHandshake that begins a
+        // re-authentication (KIP-368) never gets here (`connection` runs it);
+        // this one does not: no session lifetime, or less than a second since
+        // the last authentication, and Kafka answers ILLEGAL_SASL_STATE.
         RequestKind::SaslHandshake(_) => {
             let response = crate::sasl::illegal_state_handshake();
             Box::pin(async move { Some(ResponseKind::SaslHandshake(response)) })

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod ca;
+pub mod jwt;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
