@@ -69,6 +69,15 @@ impl ToErrorCode for TopicError {
     }
 }
 
+impl ToErrorCode for crate::broker::QuotaAlterError {
+    fn error(&self) -> ResponseError {
+        match self {
+            crate::broker::QuotaAlterError::Invalid(_) => ResponseError::InvalidRequest,
+            crate::broker::QuotaAlterError::Meta(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
 impl ToErrorCode for GroupError {
     fn error(&self) -> ResponseError {
         match self {
