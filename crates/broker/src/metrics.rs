@@ -266,6 +266,8 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::AlterClientQuotas => "AlterClientQuotas",
         // Group coordinator.
         ApiKey::JoinGroup => "JoinGroup",
         ApiKey::SyncGroup => "SyncGroup",
