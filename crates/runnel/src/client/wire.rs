@@ -1,6 +1,7 @@
 //! A small blocking Kafka client for the requests librdkafka's Rust binding
 //! does not expose: ListGroups with group types (v5) and
-//! ConsumerGroupDescribe, with FindCoordinator and ApiVersions to reach them.
+//! ConsumerGroupDescribe, with FindCoordinator and ApiVersions to reach them,
+//! and the client quota APIs (`runnel quota`).
 //!
 //! A [`Connection`] is one plaintext TCP connection to one broker. It asks
 //! the broker's ApiVersions first, so each request goes at the highest
