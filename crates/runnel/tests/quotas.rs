@@ -31,7 +31,6 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
@@ -129,11 +128,19 @@ fn metered_producer(addr: &str, client_id: &str, extra: &[(&str, &str)]) -> (Thr
 
 /// Produces 10 KB records to `topic` as fast as the client queue allows for `run`; returns the rate
 /// of acknowledged bytes after `warm_up`.
-fn produce_flat_out(producer: &ThreadedProducer<Meter>, meter: &Meter, topic: &str, warm_up: Duration, run: Duration) -> f64 {
+fn produce_flat_out(
+    producer: &ThreadedProducer<Meter>,
+    meter: &Meter,
+    topic: &str,
+    warm_up: Duration,
+    run: Duration,
+) -> f64 {
     let payload = vec![b'q'; 10_000];
     let rate = measure(meter, warm_up, run, || match producer.send::<(), _>(BaseRecord::to(topic).payload(&payload)) {
         Ok(()) => {}
-        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => std::thread::sleep(Duration::from_millis(5)),
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            std::thread::sleep(Duration::from_millis(5))
+        }
         Err((e, _)) => panic!("produce: {e}"),
     });
     producer.purge(rdkafka::producer::PurgeConfig::default().queue());
@@ -213,4 +220,202 @@ fn consumer_byte_rate_holds_an_rdkafka_consumer_to_the_rate() {
     });
     assert_within_10_percent("rdkafka consumer", rate);
     assert!(meter.throttle_max_ms.load(Ordering::Relaxed) > 0, "librdkafka saw no throttle time");
+}
+
+const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
+
+/// Produces 10 KB records as `user` (over SASL/PLAIN at `sasl_addr`) or anonymously (`user` None) with
+/// `client_id` until librdkafka reports a throttle or 3 MB are acknowledged; whether it was throttled.
+fn throttled(addr: &str, user: Option<&str>, client_id: &str) -> bool {
+    let sasl: Vec<(&str, String)> = match user {
+        Some(user) => vec![
+            ("security.protocol", "SASL_PLAINTEXT".to_string()),
+            ("sasl.mechanisms", "PLAIN".to_string()),
+            ("sasl.username", user.to_string()),
+            ("sasl.password", format!("{user}-secret")),
+        ],
+        None => vec![],
+    };
+    let extra: Vec<(&str, &str)> = sasl.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (producer, meter) = metered_producer(addr, client_id, &extra);
+    let payload = vec![b'p'; 10_000];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while meter.bytes.load(Ordering::Relaxed) < 3_000_000 && meter.throttle_max_ms.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "neither 3 MB acknowledged nor a throttle seen in 20 s");
+        match producer.send::<(), _>(BaseRecord::to("quota-precedence").payload(&payload)) {
+            Ok(()) => {}
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err((e, _)) => panic!("produce: {e}"),
+        }
+    }
+    // One more statistics interval, so a throttle on the last responses is seen too.
+    std::thread::sleep(Duration::from_millis(500));
+    producer.purge(rdkafka::producer::PurgeConfig::default().queue());
+    meter.throttle_max_ms.load(Ordering::Relaxed) > 0
+}
+
+// Goal: Kafka's precedence picks the quota of a SASL user's requests: (user, client id) over user, user over
+// client id, client id over the default client id. Method: a low (100 KB/s) or high (100 MB/s) producer
+// quota per entity; a client throttled within its first 3 MB had a low one.
+#[test]
+fn precedence_between_user_and_client_id_quotas() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0", JAAS, RATE_SETTINGS[2]];
+    let broker = BrokerProcess::start(&dir.path().join("data"), &settings);
+    let sasl = broker.listener_addr("SASL_PLAINTEXT");
+    let (low, high) = ("100000", "100000000");
+    runnel_quota(&broker.addr, &["set", "--user", "alice", "--client-id", "fast", "--producer-byte-rate", high]);
+    runnel_quota(&broker.addr, &["set", "--user", "alice", "--producer-byte-rate", low]);
+    runnel_quota(&broker.addr, &["set", "--client-id", "unlimited", "--producer-byte-rate", high]);
+    runnel_quota(&broker.addr, &["set", "--default-client-id", "--producer-byte-rate", low]);
+
+    assert!(!throttled(&sasl, Some("alice"), "fast"), "alice/fast: the (user, client id) quota wins");
+    assert!(throttled(&sasl, Some("alice"), "unlimited"), "alice/unlimited: the user quota beats the client id's");
+    assert!(!throttled(&sasl, Some("bob"), "unlimited"), "bob/unlimited: the client id quota applies");
+    assert!(throttled(&sasl, Some("bob"), "other"), "bob/other: the default client id quota applies");
+    assert!(throttled(&broker.addr, None, "other"), "ANONYMOUS/other: the default client id quota applies");
+    // A user quota for the unauthenticated principal, then its client id quota no longer applies.
+    runnel_quota(&broker.addr, &["set", "--user", "ANONYMOUS", "--producer-byte-rate", high]);
+    assert!(!throttled(&broker.addr, None, "other2"), "ANONYMOUS: its user quota is in force at once");
+}
+
+// Goal: set, describe (table, JSON, filters) and delete round trip through the CLI, the broker refuses what
+// Kafka refuses with a message, and the quotas survive a restart and are enforced after it.
+#[test]
+fn quotas_round_trip_through_the_cli_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(&dir.path().join("data"), &[RATE_SETTINGS[2]]);
+    let addr = broker.addr.clone();
+    assert!(runnel_quota(
+        &addr,
+        &["set", "--user", "alice", "--producer-byte-rate", "1048576", "--consumer-byte-rate", "2097152"]
+    )
+    .contains("changed the quotas of user=alice"));
+    runnel_quota(&addr, &["set", "--user", "alice", "--client-id", "batch", "--request-percentage", "25"]);
+    runnel_quota(&addr, &["set", "--default-client-id", "--producer-byte-rate", "100000"]);
+    runnel_quota(&addr, &["set", "--ip", "10.1.2.3", "--connection-creation-rate", "7"]);
+    runnel_quota(&addr, &["set", "--default-user", "--controller-mutation-rate", "2.5"]);
+    assert!(runnel_quota(&addr, &["set", "--user", "v", "--producer-byte-rate", "5", "--validate-only"])
+        .contains("would change"));
+
+    let table = runnel_quota(&addr, &["describe"]);
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    for row in [
+        ["ENTITY", "KEY", "VALUE"],
+        ["user=alice", "producer_byte_rate", "1048576"],
+        ["user=alice", "consumer_byte_rate", "2097152"],
+        ["user=alice,client-id=batch", "request_percentage", "25"],
+        ["client-id=<default>", "producer_byte_rate", "100000"],
+        ["ip=10.1.2.3", "connection_creation_rate", "7"],
+        ["user=<default>", "controller_mutation_rate", "2.5"],
+    ] {
+        assert!(rows.contains(&row.to_vec()), "{row:?} missing from:\n{table}");
+    }
+    assert_eq!(rows.len(), 7, "{table}");
+    assert!(!table.contains("user=v"), "validate-only wrote a quota:\n{table}");
+    let alice = runnel_quota(&addr, &["describe", "--user", "alice", "--format", "json"]);
+    let alice: serde_json::Value = serde_json::from_str(&alice).unwrap();
+    assert_eq!(
+        alice,
+        serde_json::json!([
+            {"entity": {"client-id": "batch", "user": "alice"}, "values": {"request_percentage": 25.0}},
+            {"entity": {"user": "alice"}, "values": {"consumer_byte_rate": 2097152.0, "producer_byte_rate": 1048576.0}}
+        ])
+    );
+    let strict = runnel_quota(&addr, &["describe", "--user", "alice", "--strict", "--format", "json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&strict).unwrap().as_array().unwrap().len(), 1);
+    let defaults = runnel_quota(&addr, &["describe", "--default-client-id", "--format", "json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&defaults).unwrap(),
+        serde_json::json!([{"entity": {"client-id": null}, "values": {"producer_byte_rate": 100000.0}}])
+    );
+
+    runnel_quota(&addr, &["set", "--user", "alice", "--delete", "consumer_byte_rate"]);
+    let alice = runnel_quota(&addr, &["describe", "--user", "alice", "--strict", "--format", "json"]);
+    assert!(!alice.contains("consumer_byte_rate") && alice.contains("producer_byte_rate"), "{alice}");
+
+    // Refusals carry Kafka's error and message.
+    for (args, message) in [
+        (
+            &["set", "--user", "x", "--connection-creation-rate", "3"][..],
+            "Invalid configuration key connection_creation_rate",
+        ),
+        (&["set", "--ip", "not-an-ip", "--connection-creation-rate", "3"][..], "is not a valid IP"),
+        (&["set", "--user", "x", "--producer-byte-rate", "0"][..], "must be a positive finite number"),
+    ] {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_runnel")).args(["quota", "--brokers", &addr]).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("InvalidRequest") && stderr.contains(message),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    let before = runnel_quota(&addr, &["describe", "--format", "json"]);
+    assert_eq!(broker.terminate(), Some(0));
+    broker.restart();
+    assert_eq!(runnel_quota(&broker.addr, &["describe", "--format", "json"]), before);
+    assert!(throttled(&broker.addr, None, "any-client"), "the default client id quota is enforced after a restart");
+}
+
+/// Opens a connection to `addr` and asks for ApiVersions; whether the broker answered (rather than closing
+/// the connection).
+fn api_versions_answered(addr: &str) -> bool {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let response: Option<ApiVersionsResponse> =
+        call(&mut stream, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    response.is_some_and(|r| r.error_code == 0)
+}
+
+// Goal: an IP over its connection_creation_rate quota has its new connections closed (after a delay of at
+// most one window) and gets connections again once its rate is back under the quota (KIP-612). Method: with
+// two one-second windows and a quota of 2/s, open 12 connections at once from
+// 12 threads; only the first few are served.
+#[test]
+fn ip_connection_creation_rate_closes_connections_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), RATE_SETTINGS);
+    runnel_quota(&broker.addr, &["set", "--ip", "127.0.0.1", "--connection-creation-rate", "2"]);
+    // Let the CLI's own connection age out of the windows.
+    std::thread::sleep(Duration::from_millis(2500));
+    let started = Instant::now();
+    let attempts: Vec<_> = (0..12)
+        .map(|_| {
+            let addr = broker.addr.clone();
+            std::thread::spawn(move || api_versions_answered(&addr))
+        })
+        .collect();
+    let served = attempts.into_iter().map(|a| a.join().unwrap()).filter(|served| *served).count();
+    assert!((1..=4).contains(&served), "{served} of 12 connections served under a quota of 2/s");
+    assert!(started.elapsed() < Duration::from_secs(12), "closing throttled connections took {:?}", started.elapsed());
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(api_versions_answered(&broker.addr), "a connection after the rate fell is served");
+    let metrics = common::http_get(&broker.http_addr(), "/metrics");
+    assert!(metrics.contains("runnel_connections_throttled_total{scope=\"ip\"}"), "no ip throttle metric");
+
+    // Removing the quota lifts the limit at once.
+    runnel_quota(&broker.addr, &["set", "--ip", "127.0.0.1", "--delete", "connection_creation_rate"]);
+    assert_eq!((0..12).filter(|_| api_versions_answered(&broker.addr)).count(), 12);
+}
+
+// Goal: max.connection.creation.rate delays new connections instead of refusing them (KIP-612): 15
+// connections at 5/s are all served, and take over a second and a half. Method: two one-second windows (a
+// burst of 5 is allowed), then connect and ask ApiVersions 15 times in a row.
+#[test]
+fn broker_connection_creation_rate_delays_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = RATE_SETTINGS.to_vec();
+    settings.push("max.connection.creation.rate=5");
+    let broker = BrokerProcess::start(&dir.path().join("data"), &settings);
+    std::thread::sleep(Duration::from_millis(2500));
+    let started = Instant::now();
+    assert_eq!((0..15).filter(|_| api_versions_answered(&broker.addr)).count(), 15);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(1500), "15 connections at 5/s took only {elapsed:?}");
+    let metrics = common::http_get(&broker.http_addr(), "/metrics");
+    assert!(metrics.contains("runnel_connections_throttled_total{scope=\"broker\"}"), "no broker throttle metric");
 }
