@@ -167,6 +167,12 @@ fn producer_byte_rate_holds_an_rdkafka_producer_to_the_rate() {
     assert_within_10_percent("rdkafka producer", rate);
     assert!(meter.throttle_max_ms.load(Ordering::Relaxed) > 0, "librdkafka saw no throttle time");
     drop(producer);
+    let metrics = common::http_get(&broker.http_addr(), "/metrics");
+    for name in ["runnel_quota_throttled_total", "runnel_quota_throttle_time_ms_total", "runnel_quota_recorded_total"] {
+        let sample = format!("{name}{{quota=\"produce\"}} ");
+        let value = metrics.lines().find_map(|l| l.strip_prefix(&sample)).and_then(|v| v.trim().parse::<f64>().ok());
+        assert!(value.is_some_and(|v| v > 0.0), "{sample} not above zero in:\n{metrics}");
+    }
 
     let (free, free_meter) = metered_producer(&broker.addr, "free-producer", &[]);
     let rate = produce_flat_out(&free, &free_meter, "quota-produce", Duration::from_secs(1), Duration::from_secs(3));

@@ -189,13 +189,16 @@ async fn alter_refuses_what_kafka_refuses() {
     assert_eq!(entities(&describe(&broker, &[], false)), ["user=ok"], "validate_only writes nothing");
 }
 
+/// A filter component: entity type, match type, match string.
+type Component<'a> = (&'a str, i8, Option<&'a str>);
+
 // Goal: malformed filters get Kafka's errors and no entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_refuses_bad_filters() {
     let dir = tempfile::tempdir().unwrap();
     let broker = open(dir.path());
     let invalid = ResponseError::InvalidRequest.code();
-    let cases: &[(&[(&str, i8, Option<&str>)], i16)] = &[
+    let cases: &[(&[Component], i16)] = &[
         (&[("user", 0, None)], invalid),
         (&[("user", 1, Some("x"))], invalid),
         (&[("user", 2, Some("x"))], invalid),
