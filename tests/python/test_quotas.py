@@ -1,7 +1,7 @@
 """Client quotas with confluent-kafka: a producer_byte_rate quota set through
 the `runnel quota` command holds a confluent-kafka producer to the rate
 within 10%, and the producer's throttle_cb sees the throttle time the broker
-sends (KIP-219).
+sends (KIP-219); a consumer_byte_rate quota does the same to a consumer.
 
 The rate is the slope of a least-squares line through the acknowledged bytes
 over time, after a 2 s warm-up that lets the first burst pass. The broker
@@ -85,3 +85,48 @@ def test_producer_byte_rate_holds_a_confluent_kafka_producer_to_the_rate(broker_
     rate, throttles = _produce_flat_out(b.bootstrap, "py-free", "py-quota", warm_up=1.0, run=3.0)
     assert rate > 2 * RATE, f"a client id without a quota ran at only {rate:.0f} B/s"
     assert not [t for t in throttles if t > 0]
+
+
+def test_consumer_byte_rate_holds_a_confluent_kafka_consumer_to_the_rate(broker_factory):
+    from confluent_kafka import Consumer, TopicPartition
+
+    b = broker_factory(settings=SETTINGS)
+    # Batches of at most 64 KB: a fetch returns at least one whole batch (KIP-74).
+    loader = Producer({"bootstrap.servers": b.bootstrap, "client.id": "py-loader", "linger.ms": 5, "batch.size": 65536,
+                       "enable.idempotence": False})
+    payload = b"c" * 10_000
+    for _ in range(1600):
+        while True:
+            try:
+                loader.produce("py-quota-fetch", value=payload)
+                break
+            except BufferError:
+                loader.poll(0.01)
+    assert loader.flush(60) == 0
+    _quota(b.bootstrap, "set", "--client-id", "py-slow-consumer", "--consumer-byte-rate", str(RATE))
+
+    throttles = []
+    # Small fetches: a fetch that would go over the quota is answered empty, and its throttle counts the
+    # bytes it would have had (as in Kafka), so large fetches waste part of the quota.
+    c = Consumer({"bootstrap.servers": b.bootstrap, "client.id": "py-slow-consumer", "group.id": "py-quota",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 100, "fetch.max.bytes": 65536,
+                  "max.partition.fetch.bytes": 65536, "message.max.bytes": 65536,
+                  "throttle_cb": lambda event: throttles.append(event.throttle_time)})
+    c.assign([TopicPartition("py-quota-fetch", 0, 0)])
+    received = 0
+    started = time.monotonic()
+    next_sample = started + 2.0
+    points = []
+    while time.monotonic() - started < 8.0:
+        m = c.poll(0.05)
+        if m is not None:
+            assert m.error() is None, m.error()
+            received += len(m.value())
+        now = time.monotonic()
+        if now >= next_sample:
+            points.append((now - started, float(received)))
+            next_sample += 0.1
+    c.close()
+    rate = _slope(points)
+    assert abs(rate - RATE) / RATE <= 0.10, f"measured {rate:.0f} B/s against a quota of {RATE} B/s"
+    assert throttles and max(throttles) > 0, "throttle_cb saw no throttle time"
