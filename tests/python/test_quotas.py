@@ -92,8 +92,8 @@ def test_consumer_byte_rate_holds_a_confluent_kafka_consumer_to_the_rate(broker_
 
     b = broker_factory(settings=SETTINGS)
     # Batches of at most 64 KB: a fetch returns at least one whole batch (KIP-74).
-    loader = Producer({"bootstrap.servers": b.bootstrap, "client.id": "py-loader", "linger.ms": 5, "batch.size": 65536,
-                       "enable.idempotence": False})
+    loader = Producer({"bootstrap.servers": b.bootstrap, "client.id": "py-loader", "linger.ms": 5,
+                       "batch.size": 65536, "enable.idempotence": False})
     payload = b"c" * 10_000
     for _ in range(1600):
         while True:
