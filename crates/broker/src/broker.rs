@@ -450,7 +450,9 @@ impl Broker {
     /// Sets (`Some`) or removes (`None`) client quotas of `entity`, one
     /// metadata record per changed key, after checking every key and value
     /// (Kafka's AlterClientQuotas: all of an entity's changes or none). The
-    /// new quotas apply to live connections at once. With `validate_only`,
+    /// new quotas apply to live connections at once. Each record is durable
+    /// on its own, so a crash midway leaves the keys written so far changed
+    /// (Kafka's controller commits them as one batch). With `validate_only`,
     /// checks only. Blocking (fsync).
     pub fn alter_client_quotas(
         &self,

@@ -7,7 +7,8 @@
 //! between user, (user, client id) and default client id quotas for SASL/PLAIN
 //! users; quotas survive a restart; set, describe and delete round trip
 //! through the CLI; the per-IP connection_creation_rate and the broker-wide
-//! max.connection.creation.rate.
+//! max.connection.creation.rate; and, with raw requests, that a throttled
+//! response comes at once and the connection is then muted (KIP-219).
 //!
 //! Rates are measured as the slope of a least-squares line through the
 //! acknowledged (or received) bytes over time, after a warm-up that lets the
@@ -24,9 +25,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::wire::call;
 use common::BrokerProcess;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -424,4 +430,90 @@ fn broker_connection_creation_rate_delays_connections() {
     assert!(elapsed >= Duration::from_millis(1500), "15 connections at 5/s took only {elapsed:?}");
     let metrics = common::http_get(&broker.http_addr(), "/metrics");
     assert!(metrics.contains("runnel_connections_throttled_total{scope=\"broker\"}"), "no broker throttle metric");
+}
+
+/// A one-record, uncompressed v2 record batch with a correct CRC.
+fn record_batch(value: &[u8]) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let mut record = vec![0]; // attributes
+    for v in [0, 0, -1, value.len() as i64] {
+        varint(&mut record, v); // timestamp delta, offset delta, null key, value length
+    }
+    record.extend_from_slice(value);
+    varint(&mut record, 0); // headers
+    let mut after_crc = Vec::new();
+    after_crc.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    after_crc.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    after_crc.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    after_crc.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    after_crc.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    after_crc.extend_from_slice(&(-1i16).to_be_bytes());
+    after_crc.extend_from_slice(&(-1i32).to_be_bytes());
+    after_crc.extend_from_slice(&1i32.to_be_bytes()); // records count
+    varint(&mut after_crc, record.len() as i64);
+    after_crc.extend_from_slice(&record);
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&0i64.to_be_bytes());
+    batch.extend_from_slice(&((4 + 1 + 4 + after_crc.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    batch.push(2);
+    batch.extend_from_slice(&crc32c::crc32c(&after_crc).to_be_bytes());
+    batch.extend_from_slice(&after_crc);
+    batch
+}
+
+fn produce_request(topic: &str, value: &[u8]) -> ProduceRequest {
+    ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(Bytes::from(record_batch(value))))])])
+}
+
+// Goal: KIP-219 as Kafka does it: a produce over the quota is answered at once with throttle_time_ms, and the
+// broker then reads nothing more from that connection until the throttle has passed; a client older than
+// KIP-219 (Produce v5) gets its response held back for the throttle instead. Method: raw requests from the
+// client id of `common::wire` under a 10 KB/s quota with two one-second windows: 50 KB is 5x the quota, a
+// throttle of (50000 - 10000) / 10000 * 1000 ms, bounded to the 2000 ms of both windows.
+#[test]
+fn a_throttled_connection_is_answered_at_once_and_then_muted() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), RATE_SETTINGS);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(common::create_topic(&broker.addr, "quota-kip219", 1, &[]));
+    runnel_quota(&broker.addr, &["set", "--client-id", "runnel-tests", "--producer-byte-rate", "10000"]);
+
+    let mut stream = TcpStream::connect(&broker.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let sent = Instant::now();
+    let response: ProduceResponse =
+        call(&mut stream, ApiKey::Produce, 9, &produce_request("quota-kip219", &[7u8; 50_000])).unwrap();
+    let answered_in = sent.elapsed();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(response.throttle_time_ms, 2000, "Kafka's throttle time, bounded by the windows");
+    assert!(answered_in < Duration::from_millis(1500), "the throttled response took {answered_in:?}");
+
+    // The next request on the muted connection is read only after the throttle.
+    let versions: ApiVersionsResponse =
+        call(&mut stream, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).unwrap();
+    let muted_for = sent.elapsed();
+    assert_eq!(versions.error_code, 0);
+    assert!(muted_for >= Duration::from_millis(1900), "the connection was read again after {muted_for:?}");
+    assert!(versions.throttle_time_ms >= 0);
+
+    // Produce v5 predates KIP-219: the response itself waits out the throttle.
+    let mut old = TcpStream::connect(&broker.addr).unwrap();
+    old.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let sent = Instant::now();
+    let response: ProduceResponse =
+        call(&mut old, ApiKey::Produce, 5, &produce_request("quota-kip219", &[7u8; 50_000])).unwrap();
+    assert!(response.throttle_time_ms > 0);
+    assert!(sent.elapsed() >= Duration::from_millis(900), "a v5 response came after {:?}", sent.elapsed());
 }

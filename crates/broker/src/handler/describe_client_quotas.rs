@@ -70,11 +70,15 @@ fn parse_filter(req: &DescribeClientQuotasRequest) -> Result<Filter, (ResponseEr
         }
         let name = c._match.as_ref().map(|m| m.to_string());
         match (c.match_type, name) {
-            (MATCH_EXACT, Some(name)) => drop(filter.exact.insert(entity_type.to_string(), Some(name))),
+            (MATCH_EXACT, Some(name)) => {
+                filter.exact.insert(entity_type.to_string(), Some(name));
+            }
             (MATCH_EXACT, None) => {
                 return invalid("Request specified MATCH_TYPE_EXACT, but set match string to null.".to_string())
             }
-            (MATCH_DEFAULT, None) => drop(filter.exact.insert(entity_type.to_string(), None)),
+            (MATCH_DEFAULT, None) => {
+                filter.exact.insert(entity_type.to_string(), None);
+            }
             (MATCH_ANY, None) => filter.any.push(entity_type.to_string()),
             (MATCH_DEFAULT | MATCH_ANY, Some(_)) => {
                 return invalid(format!(

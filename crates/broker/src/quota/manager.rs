@@ -156,11 +156,7 @@ impl QuotaManager {
         let now = self.now();
         let mut rate = self.connections.lock();
         rate.record(1.0, now);
-        let throttle = match rate.measure(now) > rate_max {
-            true => super::rate::throttle_time_ms(rate.measure(now), rate_max, rate.span_ms(now)),
-            false => 0,
-        };
-        throttle.min(self.windows.window_ms)
+        rate.throttle_ms(rate_max, now).min(self.windows.window_ms)
     }
 
     /// Records a connection from `ip` against its `connection_creation_rate`
