@@ -6,7 +6,7 @@
 //! consumer_byte_rate quota does the same to a consumer; Kafka's precedence
 //! between user, (user, client id) and default client id quotas for SASL/PLAIN
 //! users; quotas survive a restart; set, describe and delete round trip
-//! through the CLI; the per-IP connection_creation_rate and the broker-wide
+//! through the CLI; request_percentage by handling time; the per-IP connection_creation_rate and the broker-wide
 //! max.connection.creation.rate; and, with raw requests, that a throttled
 //! response comes at once and the connection is then muted (KIP-219).
 //!
@@ -30,7 +30,8 @@ use common::wire::call;
 use common::BrokerProcess;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::client::ClientContext;
@@ -516,4 +517,27 @@ fn a_throttled_connection_is_answered_at_once_and_then_muted() {
         call(&mut old, ApiKey::Produce, 5, &produce_request("quota-kip219", &[7u8; 50_000])).unwrap();
     assert!(response.throttle_time_ms > 0);
     assert!(sent.elapsed() >= Duration::from_millis(900), "a v5 response came after {:?}", sent.elapsed());
+}
+
+// Goal: request_percentage counts the time the broker spends on a client's requests: with a quota of
+// 0.001% of a thread (10 µs a second) the first Metadata request already goes over it and its response
+// carries a throttle; another client id is not throttled.
+#[test]
+fn request_percentage_throttles_by_handling_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), RATE_SETTINGS);
+    let metadata = || {
+        let mut stream = TcpStream::connect(&broker.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let response: MetadataResponse =
+            call(&mut stream, ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)).unwrap();
+        response.throttle_time_ms
+    };
+    assert_eq!(metadata(), 0, "no quota, no throttle");
+    runnel_quota(&broker.addr, &["set", "--client-id", "runnel-tests", "--request-percentage", "0.001"]);
+    let throttle = metadata();
+    assert!(throttle > 0 && throttle <= 2000, "throttle {throttle} ms");
+    runnel_quota(&broker.addr, &["set", "--client-id", "runnel-tests", "--delete", "request_percentage"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(metadata(), 0, "the quota removed, no throttle");
 }

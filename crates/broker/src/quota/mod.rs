@@ -103,7 +103,13 @@ impl QuotaEntity {
             if name == Some("") {
                 return Err(QuotaError::EmptyName(entity_type.to_string()));
             }
-            *slot = Some(EntityName::from_wire(name));
+            // An address is kept in its canonical form, so `::1` and
+            // `0:0:0:0:0:0:0:1` name the same entity and match the peer.
+            let canonical = match (entity_type, name.map(str::parse::<IpAddr>)) {
+                (IP, Some(Ok(ip))) => Some(ip.to_canonical().to_string()),
+                _ => name.map(str::to_string),
+            };
+            *slot = Some(EntityName::from_wire(canonical.as_deref()));
         }
         if empty {
             return Err(QuotaError::EmptyEntity);
@@ -308,7 +314,7 @@ impl QuotaConfigs {
     /// The connection creation rate quota of `ip`: its own, else the default
     /// IP quota, else none.
     pub fn ip_connection_rate(&self, ip: IpAddr) -> Option<f64> {
-        let own = QuotaEntity::ip(EntityName::Name(ip.to_string()));
+        let own = QuotaEntity::ip(EntityName::Name(ip.to_canonical().to_string()));
         self.value(&own, QuotaKey::ConnectionCreationRate)
             .or_else(|| self.value(&QuotaEntity::ip(EntityName::Default), QuotaKey::ConnectionCreationRate))
     }

@@ -61,6 +61,7 @@ fn ip_quotas_fall_back_to_the_default() {
     let configs = QuotaConfigs::from_entities(map.clone());
     assert_eq!(configs.ip_connection_rate("127.0.0.1".parse().unwrap()), Some(3.0));
     assert_eq!(configs.ip_connection_rate("127.0.0.2".parse().unwrap()), None);
+    assert_eq!(configs.ip_connection_rate("::ffff:127.0.0.1".parse().unwrap()), Some(3.0), "a mapped peer address");
     map.entry(QuotaEntity::ip(D)).or_default().insert("connection_creation_rate".into(), 9.0);
     let configs = QuotaConfigs::from_entities(map);
     assert_eq!(configs.ip_connection_rate("127.0.0.2".parse().unwrap()), Some(9.0));
@@ -84,6 +85,10 @@ fn entities_are_validated() {
     assert_eq!(QuotaEntity::from_components([(IP, Some("1.2.3.4")), (USER, None)]), Err(QuotaError::IpCombined));
     assert_eq!(QuotaEntity::from_components([(IP, Some("nope"))]), Err(QuotaError::BadIp("nope".into())));
     assert!(QuotaEntity::from_components([(IP, None)]).is_ok());
+    let v6 = QuotaEntity::from_components([(IP, Some("0:0:0:0:0:0:0:1"))]).unwrap();
+    assert_eq!(v6, QuotaEntity::ip(n("::1")), "addresses are canonical");
+    let mapped = QuotaEntity::from_components([(IP, Some("::ffff:10.0.0.1"))]).unwrap();
+    assert_eq!(mapped, QuotaEntity::ip(n("10.0.0.1")));
 }
 
 // Goal: keys belong to their entity kinds, whole-number keys refuse fractions, values are positive.
