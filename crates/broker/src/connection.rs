@@ -353,7 +353,7 @@ async fn start_request(
     let frame_len = frame.len();
     let mut request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
-    let mut quota = RequestQuota::new(broker, session, request.header.client_id.as_deref());
+    let quota = RequestQuota::new(broker, session, request.header.client_id.as_deref());
     let produce_throttle = quota.before(&mut request, frame_len);
     let started = std::time::Instant::now();
     let pending = handler::dispatch(broker, session, request).await.map_err(|e| e.to_string())?;
@@ -416,7 +416,7 @@ impl RequestQuota {
     /// Before handling: a produce request's bytes count against
     /// `producer_byte_rate` (the throttle is returned); a fetch is capped at
     /// the client's consumer quota over one window, as Kafka caps it.
-    fn before(&mut self, request: &mut crate::protocol::Request, frame_len: usize) -> u64 {
+    fn before(&self, request: &mut crate::protocol::Request, frame_len: usize) -> u64 {
         if !self.active {
             return 0;
         }
