@@ -53,6 +53,7 @@ pub const QUOTA_RECORDED: &str = "runnel_quota_recorded_total";
 pub const QUOTA_THROTTLED: &str = "runnel_quota_throttled_total";
 pub const QUOTA_THROTTLE_TIME: &str = "runnel_quota_throttle_time_ms_total";
 pub const CONNECTIONS_THROTTLED: &str = "runnel_connections_throttled_total";
+pub const QUOTA_SENSORS: &str = "runnel_quota_sensors";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 
@@ -201,6 +202,10 @@ fn describe() {
         CONNECTIONS_THROTTLED,
         "New connections delayed (scope=broker, max.connection.creation.rate) or closed (scope=ip, connection_creation_rate)"
     );
+    describe_gauge!(
+        QUOTA_SENSORS,
+        "Client quota rates kept (one per shared quota and type, and per IP with a connection rate quota)"
+    );
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }
@@ -307,6 +312,7 @@ pub fn render(handle: &PrometheusHandle, broker: Option<&Broker>) -> String {
         }
         broker.groups.record_metrics(broker);
         broker.txns.record_metrics();
+        gauge!(QUOTA_SENSORS).set(broker.quotas.sensor_count() as f64);
         let stats = broker.logs.flusher().stats();
         counter!(FLUSH_ROUNDS).absolute(stats.rounds);
         counter!(FLUSH_REQUESTS).absolute(stats.requests);

@@ -180,6 +180,7 @@ fn producer_byte_rate_holds_an_rdkafka_producer_to_the_rate() {
         let value = metrics.lines().find_map(|l| l.strip_prefix(&sample)).and_then(|v| v.trim().parse::<f64>().ok());
         assert!(value.is_some_and(|v| v > 0.0), "{sample} not above zero in:\n{metrics}");
     }
+    assert!(metrics.lines().any(|l| l == "runnel_quota_sensors 1"), "one quota rate kept:\n{metrics}");
 
     let (free, free_meter) = metered_producer(&broker.addr, "free-producer", &[]);
     let rate = produce_flat_out(&free, &free_meter, "quota-produce", Duration::from_secs(1), Duration::from_secs(3));
