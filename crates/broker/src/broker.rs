@@ -19,6 +19,8 @@ use crate::config::{BrokerConfig, ConfigError};
 use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 use crate::meta::{MetaError, MetadataRecord, MetadataStore, ScramUsers, TopicMeta};
 use crate::partition::Partition;
+use crate::quota::manager::QuotaManager;
+use crate::quota::{QuotaConfigs, QuotaEntity, QuotaError};
 use crate::sasl::scram::{self, ScramCredential, ScramCredentials, ScramMechanism};
 use crate::txn::{TxnConfig, TxnCoordinator, TXN_TOPIC};
 
@@ -68,6 +70,16 @@ pub enum TopicError {
     Log(#[from] LogError),
 }
 
+/// Why a client quota alteration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuotaAlterError {
+    #[error(transparent)]
+    Invalid(#[from] QuotaError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
 /// Errors that stop the broker from starting.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -114,6 +126,8 @@ pub struct Broker {
     /// The SCRAM credentials of the metadata image, as SASL listeners see
     /// them; replaced after every credential change.
     scram: Arc<ScramCredentials>,
+    /// Client quotas in force and the rates measured against them.
+    pub quotas: QuotaManager,
 }
 
 /// Which dynamic broker settings a change addresses.
@@ -141,6 +155,8 @@ impl Broker {
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes()));
         let groups = Coordinator::new(GroupConfig::from_broker(&config));
         let txns = TxnCoordinator::new(TxnConfig::from_broker(&config));
+        let quota_windows = config.quota_windows();
+        let quotas = meta.image().client_quotas().clone();
         let broker = Broker {
             config,
             logs,
@@ -154,6 +170,7 @@ impl Broker {
             cleaner_throttle: Throttle::new(effective.cleaner_io_max_bytes_per_second()),
             effective: RwLock::new(effective),
             scram,
+            quotas: QuotaManager::new(quota_windows, QuotaConfigs::from_entities(quotas)),
         };
         broker.reconcile()?;
         broker.open_groups()?;
@@ -428,6 +445,50 @@ impl Broker {
         }
         crate::metrics::config_changed("broker");
         tracing::info!(?node, ?configs, "dynamic broker configs changed");
+        Ok(())
+    }
+
+    /// Every entity's client quotas in the metadata image.
+    pub fn client_quotas(&self) -> BTreeMap<QuotaEntity, BTreeMap<String, f64>> {
+        self.meta.lock().image().client_quotas().clone()
+    }
+
+    /// Sets (`Some`) or removes (`None`) client quotas of `entity`, one
+    /// metadata record per changed key, after checking every key and value
+    /// (Kafka's AlterClientQuotas: all of an entity's changes or none). The
+    /// new quotas apply to live connections at once. Each record is durable
+    /// on its own, so a crash midway leaves the keys written so far changed
+    /// (Kafka's controller commits them as one batch). With `validate_only`,
+    /// checks only. Blocking (fsync).
+    pub fn alter_client_quotas(
+        &self,
+        entity: &QuotaEntity,
+        ops: &BTreeMap<String, Option<f64>>,
+        validate_only: bool,
+    ) -> Result<(), QuotaAlterError> {
+        for (key, value) in ops {
+            if let Some(value) = value {
+                crate::quota::validate_value(entity, key, *value)?;
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut meta = self.meta.lock();
+        let current = meta.image().client_quotas().get(entity).cloned().unwrap_or_default();
+        let mut changed = false;
+        for (key, value) in ops {
+            if current.get(key).copied() == *value {
+                continue;
+            }
+            meta.append(MetadataRecord::ClientQuota { entity: entity.clone(), key: key.clone(), value: *value })?;
+            changed = true;
+        }
+        if changed {
+            self.quotas.set_configs(QuotaConfigs::from_entities(meta.image().client_quotas().clone()));
+            crate::metrics::config_changed("client_quota");
+            tracing::info!(%entity, ?ops, "client quotas changed");
+        }
         Ok(())
     }
 

@@ -240,6 +240,28 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "10000",
         "client connections served at once; further connections wait in the accept queue",
     ),
+    // Quotas (see `quota`).
+    int(
+        "max.connection.creation.rate",
+        1,
+        I32_MAX,
+        "2147483647",
+        "new connections per second the broker accepts over all listeners; beyond it accepting waits (at most quota.window.size.seconds)",
+    ),
+    int(
+        "quota.window.num",
+        2,
+        I32_MAX,
+        "11",
+        "samples kept to measure client quota rates (produce, fetch, request, connection creation)",
+    ),
+    int(
+        "quota.window.size.seconds",
+        1,
+        I32_MAX,
+        "1",
+        "time span of each sample of client quota rates",
+    ),
     int(
         "connection.max.inflight.requests",
         1,
@@ -793,8 +815,12 @@ pub fn is_dynamic_broker_key(key: &str) -> bool {
 }
 
 /// Dynamic broker settings that are not the synonym of a topic setting.
-pub const DYNAMIC_BROKER_EXTRA: &[&str] =
-    &["num.partitions", "producer.id.expiration.ms", "log.cleaner.io.max.bytes.per.second"];
+pub const DYNAMIC_BROKER_EXTRA: &[&str] = &[
+    "num.partitions",
+    "producer.id.expiration.ms",
+    "log.cleaner.io.max.bytes.per.second",
+    "max.connection.creation.rate",
+];
 
 /// Kafka's default of `log.cleaner.io.max.bytes.per.second`, `Double.MAX_VALUE`: no limit.
 const CLEANER_IO_UNLIMITED: &str = "1.7976931348623157E308";
@@ -1109,6 +1135,16 @@ impl BrokerConfig {
     }
     pub fn max_connections(&self) -> usize {
         self.int("max.connections") as usize
+    }
+    pub fn max_connection_creation_rate(&self) -> f64 {
+        self.int("max.connection.creation.rate") as f64
+    }
+    /// `quota.window.num` samples of `quota.window.size.seconds` each.
+    pub fn quota_windows(&self) -> crate::quota::rate::Windows {
+        crate::quota::rate::Windows {
+            samples: self.int("quota.window.num") as usize,
+            window_ms: self.int("quota.window.size.seconds") as u64 * 1000,
+        }
     }
     pub fn connection_max_inflight_requests(&self) -> usize {
         self.int("connection.max.inflight.requests") as usize

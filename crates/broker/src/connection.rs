@@ -14,26 +14,42 @@
 //! written, then the exchange runs on the connection as at the start. Once
 //! the session has expired, any request but a re-authentication closes the
 //! connection, as Kafka does.
+//!
+//! Client quotas (`quota`): a request's produce bytes, fetch bytes and
+//! handling time are measured against the quotas of its user and client id.
+//! A client over a quota gets its response at once with `throttle_time_ms`
+//! set, and the connection then reads nothing more until the throttle time
+//! has passed (KIP-219); a produce request's throttle mutes the connection
+//! as soon as the request is read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::stream::{FuturesOrdered, StreamExt};
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::handler::{self, api_versions, Endpoint};
+use crate::handler::{self, api_versions, throttle, Endpoint};
 use crate::listener::Listener;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::{decode_request, encode_response, Frame, FrameReader};
+use crate::quota::manager::QuotaType;
 use crate::sasl::{self, Refused, SaslListener, SaslSession};
 use crate::session::{Principal, Session};
 
-/// A response waiting its turn: what to encode it as, and the handler's future.
-type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Option<bytes::Bytes>> + Send>>;
+/// A response waiting its turn: the encoded response (none for `acks=0`)
+/// and the throttle time its client quota gave (KIP-219), for which the
+/// connection stops reading once the response is written.
+struct Reply {
+    bytes: Option<bytes::Bytes>,
+    throttle_ms: u64,
+}
+
+/// A response being built.
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
 
 /// Sets up a connection accepted on `listener`: the TLS handshake on a TLS
 /// listener (which also gives the client's principal), a check that a
@@ -162,17 +178,23 @@ pub async fn serve<R, W>(
     tokio::pin!(idle);
     let mut inflight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut reading = true;
+    // A client over its quota is muted: no frame is read until this passes.
+    let muted = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(muted);
+    let mut is_muted = false;
     loop {
         tokio::select! {
-            Some(response) = inflight.next(), if !inflight.is_empty() => {
-                if let Some(bytes) = response {
+            Some(reply) = inflight.next(), if !inflight.is_empty() => {
+                if let Some(bytes) = reply.bytes {
                     if let Err(e) = wr.write_all(&bytes).await {
                         tracing::debug!(%peer, error = %e, "write failed, closing connection");
                         return;
                     }
                 }
+                mute(muted.as_mut(), &mut is_muted, reply.throttle_ms);
             }
-            frame = frames.next_frame(), if reading && inflight.len() < inflight_max => {
+            _ = &mut muted, if is_muted => is_muted = false,
+            frame = frames.next_frame(), if reading && !is_muted && inflight.len() < inflight_max => {
                 match frame {
                     Ok(Some(frame)) if sasl_turn(sasl_session.as_ref(), &frame.bytes) != SaslTurn::Serve => {
                         let turn = sasl_turn(sasl_session.as_ref(), &frame.bytes);
@@ -201,8 +223,9 @@ pub async fn serve<R, W>(
                         }
                     }
                     Ok(Some(Frame { bytes, budget })) => match start_request(&broker, &session, bytes, budget).await {
-                        Ok(pending) => {
+                        Ok((pending, throttle_ms)) => {
                             inflight.push_back(pending);
+                            mute(muted.as_mut(), &mut is_muted, throttle_ms);
                             if !greeted {
                                 greeted = true;
                                 frames.set_frame_bytes_max(broker.config.socket_request_max_bytes());
@@ -239,6 +262,19 @@ pub async fn serve<R, W>(
     if let Err(e) = wr.shutdown().await {
         tracing::debug!(%peer, error = %e, "socket shutdown failed");
     }
+}
+
+/// Stops reading for `throttle_ms` from now (KIP-219), unless the
+/// connection is already muted for longer.
+fn mute(muted: std::pin::Pin<&mut tokio::time::Sleep>, is_muted: &mut bool, throttle_ms: u64) {
+    if throttle_ms == 0 {
+        return;
+    }
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(throttle_ms);
+    if !*is_muted || muted.deadline() < until {
+        muted.reset(until);
+    }
+    *is_muted = true;
 }
 
 /// Runs a SASL exchange (`sasl::authenticate` or `sasl::reauthenticate`)
@@ -310,8 +346,8 @@ async fn write_due<W: AsyncWrite + Unpin>(
     wr: &mut W,
     peer: SocketAddr,
 ) -> bool {
-    while let Some(response) = inflight.next().await {
-        if let Some(bytes) = response {
+    while let Some(reply) = inflight.next().await {
+        if let Some(bytes) = reply.bytes {
             if let Err(e) = wr.write_all(&bytes).await {
                 tracing::debug!(%peer, error = %e, "write failed, closing connection");
                 return false;
@@ -364,13 +400,15 @@ impl Drop for OpenConnection {
 
 /// Guards, decodes and dispatches one frame. An error closes the connection.
 /// `budget` is the frame's share of `queued.max.request.bytes`; it is
-/// released when the response has been built.
+/// released when the response has been built. Also returns the throttle a
+/// produce quota gave the request, known before it is handled: the
+/// connection stops reading for that long at once.
 async fn start_request(
     broker: &Arc<Broker>,
     session: &Session,
     frame: bytes::Bytes,
     budget: tokio::sync::OwnedSemaphorePermit,
-) -> Result<InFlight, String> {
+) -> Result<(InFlight, u64), String> {
     let summary = match guard::check_request(&frame) {
         Ok(summary) => summary,
         Err(GuardError::UnsupportedVersion { api_key, correlation_id, .. })
@@ -378,7 +416,7 @@ async fn start_request(
         {
             let body = ResponseKind::ApiVersions(api_versions::unsupported());
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body);
-            return Ok(Box::pin(async move { Some(bytes) }));
+            return Ok((Box::pin(async move { Reply { bytes: Some(bytes), throttle_ms: 0 } }), 0));
         }
         Err(e) => {
             let head = &frame[..frame.len().min(64)];
@@ -386,16 +424,122 @@ async fn start_request(
             return Err(e.to_string());
         }
     };
-    let request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
+    let frame_len = frame.len();
+    let mut request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
+    let quota = RequestQuota::new(broker, session, request.header.client_id.as_deref());
+    let produce_throttle = quota.before(&mut request, frame_len);
     let started = std::time::Instant::now();
     let pending = handler::dispatch(broker, session, request).await.map_err(|e| e.to_string())?;
-    Ok(Box::pin(async move {
-        let body = pending.await;
+    let handling = started.elapsed();
+    let reply = Box::pin(async move {
+        let (body, handling) = timed(pending, handling).await;
         drop(budget);
         let api = crate::metrics::api_name(api_key);
         metrics::counter!(crate::metrics::REQUESTS, "api" => api).increment(1);
         metrics::histogram!(crate::metrics::REQUEST_DURATION, "api" => api).record(started.elapsed().as_secs_f64());
-        Some(encode_response(api_key, version, correlation_id, &body?))
-    }))
+        let (body, throttle_ms) = quota.after(body, handling, produce_throttle);
+        let Some(body) = body else { return Reply { bytes: None, throttle_ms } };
+        // Clients older than KIP-219 expect the broker to hold the response back.
+        if throttle_ms > 0 && !throttle::client_throttles(api_key, version) {
+            tokio::time::sleep(std::time::Duration::from_millis(throttle_ms)).await;
+            return Reply { bytes: Some(encode_response(api_key, version, correlation_id, &body)), throttle_ms: 0 };
+        }
+        Reply { bytes: Some(encode_response(api_key, version, correlation_id, &body)), throttle_ms }
+    });
+    Ok((reply, produce_throttle))
+}
+
+/// Runs `pending`, adding the time spent polling it to `handling`: the time
+/// the broker spent on the request, without the time it waited (fsync, long
+/// poll), which `request_percentage` measures.
+async fn timed<F: std::future::Future + Unpin>(
+    mut pending: F,
+    mut handling: std::time::Duration,
+) -> (F::Output, std::time::Duration) {
+    let output = std::future::poll_fn(|cx| {
+        let polled = std::time::Instant::now();
+        let poll = std::pin::Pin::new(&mut pending).poll(cx);
+        handling += polled.elapsed();
+        poll
+    })
+    .await;
+    (output, handling)
+}
+
+/// A request's client quotas: who it is charged to, and the throttles its
+/// produce bytes, fetch bytes and handling time give.
+struct RequestQuota {
+    broker: Arc<Broker>,
+    user: String,
+    client_id: String,
+    /// Whether any quota is set at all; without one nothing is measured.
+    active: bool,
+}
+
+impl RequestQuota {
+    fn new(broker: &Arc<Broker>, session: &Session, client_id: Option<&str>) -> RequestQuota {
+        RequestQuota {
+            broker: broker.clone(),
+            user: session.principal.name.clone(),
+            client_id: client_id.unwrap_or_default().to_string(),
+            active: !broker.quotas.configs().is_empty(),
+        }
+    }
+
+    /// Before handling: a produce request's bytes count against
+    /// `producer_byte_rate` (the throttle is returned); a fetch is capped at
+    /// the client's consumer quota over one window, as Kafka caps it.
+    fn before(&self, request: &mut crate::protocol::Request, frame_len: usize) -> u64 {
+        if !self.active {
+            return 0;
+        }
+        match &mut request.body {
+            RequestKind::Produce(_) => {
+                self.broker.quotas.record(QuotaType::Produce, &self.user, &self.client_id, frame_len as f64)
+            }
+            RequestKind::Fetch(fetch) => {
+                if let Some(max) = self.broker.quotas.fetch_bytes_max(&self.user, &self.client_id) {
+                    fetch.max_bytes = fetch.max_bytes.min(i32::try_from(max).unwrap_or(i32::MAX));
+                }
+                0
+            }
+            _ => 0,
+        }
+    }
+
+    /// After handling: fetch bytes and handling time are measured, the
+    /// largest throttle goes into the response, and a throttled fetch loses
+    /// its data (and its bytes are not counted), as in Kafka.
+    fn after(
+        &self,
+        body: Option<ResponseKind>,
+        handling: std::time::Duration,
+        produce_throttle: u64,
+    ) -> (Option<ResponseKind>, u64) {
+        if !self.active {
+            return (body, 0);
+        }
+        let quotas = &self.broker.quotas;
+        let (user, client) = (self.user.as_str(), self.client_id.as_str());
+        let percent_seconds = handling.as_secs_f64() * 100.0;
+        let request_throttle = quotas.record(QuotaType::Request, user, client, percent_seconds);
+        let mut throttle = produce_throttle.max(request_throttle);
+        let mut body = body;
+        if let Some(ResponseKind::Fetch(fetch)) = &body {
+            let bytes = throttle::fetch_record_bytes(fetch) as f64;
+            throttle = throttle.max(quotas.record(QuotaType::Fetch, user, client, bytes));
+            if throttle > 0 {
+                quotas.unrecord(QuotaType::Fetch, user, client, bytes);
+                body = Some(ResponseKind::Fetch(throttle::throttled_fetch(0)));
+            }
+        }
+        if throttle > 0 {
+            tracing::debug!(user, client_id = client, throttle_ms = throttle, "client throttled by quota");
+        }
+        if let Some(body) = &mut body {
+            throttle::set_throttle_time(body, i32::try_from(throttle).unwrap_or(i32::MAX));
+        }
+        (body, throttle)
+    }
 }

@@ -76,6 +76,15 @@ impl ToErrorCode for crate::meta::MetaError {
     }
 }
 
+impl ToErrorCode for crate::broker::QuotaAlterError {
+    fn error(&self) -> ResponseError {
+        match self {
+            crate::broker::QuotaAlterError::Invalid(_) => ResponseError::InvalidRequest,
+            crate::broker::QuotaAlterError::Meta(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
 impl ToErrorCode for GroupError {
     fn error(&self) -> ResponseError {
         match self {

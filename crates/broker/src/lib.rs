@@ -8,6 +8,7 @@
 //! [`broker`] and [`partition`] hold the state the handlers share; [`meta`] is
 //! the metadata state machine; [`group`] and [`txn`] are the group and
 //! transaction coordinators; [`config`] names every setting and bound;
+//! [`quota`] holds client quotas and their enforcement;
 //! [`retention`] removes old segments and [`cleaner`] compacts logs in the
 //! background.
 //! Kafka error codes appear only in handlers, through [`error`].
@@ -25,6 +26,7 @@ pub mod meta;
 pub mod metrics;
 pub mod partition;
 pub mod protocol;
+pub mod quota;
 pub mod retention;
 pub mod sasl;
 pub mod server;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::quota::QuotaEntity;
 use crate::sasl::scram::{ScramCredential, ScramMechanism};
 
 /// One metadata change.
@@ -50,6 +51,9 @@ pub enum MetadataRecord {
     UserScramCredential { user: String, mechanism: ScramMechanism, credential: ScramCredential },
     /// A user's SCRAM credential for one mechanism removed.
     RemoveUserScramCredential { user: String, mechanism: ScramMechanism },
+    /// One client quota of one entity set to `value`, or removed when
+    /// `value` is `None` (Kafka's ClientQuotaRecord). Absolute.
+    ClientQuota { entity: QuotaEntity, key: String, value: Option<f64> },
 }
 
 /// SCRAM credentials per user and mechanism.
@@ -82,6 +86,8 @@ pub struct MetadataImage {
     next_producer_id: i64,
     /// SCRAM credentials; a user without any is absent.
     scram: ScramUsers,
+    /// Client quotas: each entity's keys and values.
+    client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
 }
 
 impl MetadataImage {
@@ -133,6 +139,17 @@ impl MetadataImage {
                     }
                 }
             }
+            MetadataRecord::ClientQuota { entity, key, value: Some(value) } => {
+                self.client_quotas.entry(entity.clone()).or_default().insert(key.clone(), *value);
+            }
+            MetadataRecord::ClientQuota { entity, key, value: None } => {
+                if let Some(values) = self.client_quotas.get_mut(entity) {
+                    values.remove(key);
+                    if values.is_empty() {
+                        self.client_quotas.remove(entity);
+                    }
+                }
+            }
         }
     }
 
@@ -159,12 +176,24 @@ impl MetadataImage {
                 credential: credential.clone(),
             })
         });
-        topics.chain(cluster).chain(nodes).chain(producer_ids).chain(scram).collect()
+        let quotas = self.client_quotas.iter().flat_map(|(entity, values)| {
+            values.iter().map(|(key, value)| MetadataRecord::ClientQuota {
+                entity: entity.clone(),
+                key: key.clone(),
+                value: Some(*value),
+            })
+        });
+        topics.chain(cluster).chain(nodes).chain(producer_ids).chain(scram).chain(quotas).collect()
     }
 
     /// SCRAM credentials per user and mechanism.
     pub fn scram_users(&self) -> &ScramUsers {
         &self.scram
+    }
+
+    /// Every entity's client quotas.
+    pub fn client_quotas(&self) -> &BTreeMap<QuotaEntity, BTreeMap<String, f64>> {
+        &self.client_quotas
     }
 
     /// The first producer id no block has reserved yet.
@@ -455,6 +484,57 @@ mod tests {
         assert!(store.image().topic("a").is_none());
         assert_eq!(store.image().topic("b").unwrap().partitions, 3);
         assert_eq!(store.cluster_id(), cluster_id);
+    }
+
+    // Goal: client quota records replay to the same quotas, removals included, survive a snapshot, and
+    // replaying them twice changes nothing.
+    #[test]
+    fn client_quotas_replay_and_snapshot() {
+        use crate::quota::EntityName;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetadataStore::open(dir.path()).unwrap();
+        let alice = QuotaEntity::user(EntityName::Name("alice".into()));
+        let default_client = QuotaEntity::client(EntityName::Default);
+        let set = |entity: &QuotaEntity, key: &str, value: Option<f64>| MetadataRecord::ClientQuota {
+            entity: entity.clone(),
+            key: key.into(),
+            value,
+        };
+        let records = [
+            set(&alice, "producer_byte_rate", Some(1024.0)),
+            set(&alice, "consumer_byte_rate", Some(2048.0)),
+            set(&default_client, "request_percentage", Some(50.0)),
+            set(&alice, "consumer_byte_rate", None),
+            set(&alice, "producer_byte_rate", Some(4096.0)),
+        ];
+        for r in &records {
+            store.append(r.clone()).unwrap();
+        }
+        let expected = BTreeMap::from([
+            (alice.clone(), BTreeMap::from([("producer_byte_rate".to_string(), 4096.0)])),
+            (default_client.clone(), BTreeMap::from([("request_percentage".to_string(), 50.0)])),
+        ]);
+        assert_eq!(store.image().client_quotas(), &expected);
+        drop(store);
+        let mut store = MetadataStore::open(dir.path()).unwrap();
+        assert_eq!(store.image().client_quotas(), &expected);
+        let mut twice = store.image().clone();
+        for r in &records {
+            twice.apply(r);
+        }
+        assert_eq!(twice.client_quotas(), &expected);
+        store.snapshot().unwrap();
+        drop(store);
+        let store = MetadataStore::open(dir.path()).unwrap();
+        assert_eq!(store.image().client_quotas(), &expected);
+        store
+            .image()
+            .to_records()
+            .iter()
+            .for_each(|r| assert!(!matches!(r, MetadataRecord::ClientQuota { value: None, .. })));
+        let mut removed = store.image().clone();
+        removed.apply(&set(&default_client, "request_percentage", None));
+        assert!(!removed.client_quotas().contains_key(&default_client), "an entity without quotas is dropped");
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub const CLEANER_THROTTLED_SECONDS: &str = "runnel_cleaner_throttled_seconds";
 pub const METADATA_SNAPSHOTS: &str = "runnel_metadata_snapshots_total";
 pub const CONFIG_CHANGES: &str = "runnel_config_changes_total";
 pub const SCRAM_CREDENTIAL_CHANGES: &str = "runnel_scram_credential_changes_total";
+pub const QUOTA_RECORDED: &str = "runnel_quota_recorded_total";
+pub const QUOTA_THROTTLED: &str = "runnel_quota_throttled_total";
+pub const QUOTA_THROTTLE_TIME: &str = "runnel_quota_throttle_time_ms_total";
+pub const CONNECTIONS_THROTTLED: &str = "runnel_connections_throttled_total";
+pub const QUOTA_SENSORS: &str = "runnel_quota_sensors";
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
 
@@ -109,6 +114,9 @@ fn start_at_zero() {
     }
     for result in ["commit", "abort"] {
         metrics::counter!(crate::txn::TRANSACTIONS_ENDED, "result" => result).absolute(0);
+    }
+    for quota in ["produce", "fetch", "request"] {
+        metrics::counter!(QUOTA_THROTTLED, "quota" => quota).absolute(0);
     }
 }
 
@@ -194,6 +202,24 @@ fn describe() {
     describe_counter!(METADATA_SNAPSHOTS, "Metadata log snapshots written");
     describe_counter!(CONFIG_CHANGES, "Topic and broker config changes applied, by resource type");
     describe_counter!(SCRAM_CREDENTIAL_CHANGES, "SCRAM credentials set or deleted, by operation (upsert, delete)");
+    describe_counter!(
+        QUOTA_RECORDED,
+        "Amounts measured against client quotas, by quota: produce and fetch in bytes, request in percent-seconds of handling time"
+    );
+    describe_counter!(QUOTA_THROTTLED, "Responses throttled for a client quota, by quota (produce, fetch, request)");
+    describe_counter!(
+        QUOTA_THROTTLE_TIME,
+        Unit::Milliseconds,
+        "Throttle time given to clients over their quotas, by quota (produce, fetch, request)"
+    );
+    describe_counter!(
+        CONNECTIONS_THROTTLED,
+        "New connections delayed (scope=broker, max.connection.creation.rate) or closed (scope=ip, connection_creation_rate)"
+    );
+    describe_gauge!(
+        QUOTA_SENSORS,
+        "Client quota rates kept (one per shared quota and type, and per IP with a connection rate quota)"
+    );
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }
@@ -234,6 +260,15 @@ pub fn scram_credentials_changed(operation: &'static str) {
     counter!(SCRAM_CREDENTIAL_CHANGES, "operation" => operation).increment(1);
 }
 
+/// Counts an amount measured against a client quota and the throttle it gave.
+pub fn quota_recorded(quota: &'static str, value: f64, throttle_ms: u64) {
+    counter!(QUOTA_RECORDED, "quota" => quota).increment(value.max(0.0) as u64);
+    if throttle_ms > 0 {
+        counter!(QUOTA_THROTTLED, "quota" => quota).increment(1);
+        counter!(QUOTA_THROTTLE_TIME, "quota" => quota).increment(throttle_ms);
+    }
+}
+
 /// A stable label for an API key.
 pub fn api_name(api: ApiKey) -> &'static str {
     match api {
@@ -257,6 +292,8 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::AlterClientQuotas => "AlterClientQuotas",
         // Group coordinator.
         ApiKey::JoinGroup => "JoinGroup",
         ApiKey::SyncGroup => "SyncGroup",
@@ -296,6 +333,7 @@ pub fn render(handle: &PrometheusHandle, broker: Option<&Broker>) -> String {
         }
         broker.groups.record_metrics(broker);
         broker.txns.record_metrics();
+        gauge!(QUOTA_SENSORS).set(broker.quotas.sensor_count() as f64);
         let stats = broker.logs.flusher().stats();
         counter!(FLUSH_ROUNDS).absolute(stats.rounds);
         counter!(FLUSH_REQUESTS).absolute(stats.requests);

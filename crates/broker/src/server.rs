@@ -1,5 +1,7 @@
 //! The listeners: each accepts connections (all of them together up to
-//! `max.connections`, and `max.connections.per.ip` from one address); the
+//! `max.connections`, and `max.connections.per.ip` from one address, at
+//! most `max.connection.creation.rate` new ones a second and each IP within
+//! its `connection_creation_rate` quota); the
 //! server also runs periodic storage work and shuts down cleanly.
 //!
 //! Shutdown order: stop accepting on every listener, tell every connection to stop reading,
@@ -181,16 +183,54 @@ async fn accept_loop(
                 }
             },
         };
+        if !wait_for_connection_rate(&broker, &mut stop).await {
+            break;
+        }
         let Some(per_ip) = PerIpSlot::take(&limits.per_ip, peer.ip(), limits.per_ip_max) else {
             connection::log_rejected(peer, "max.connections.per.ip reached");
             drop(stream);
             continue;
         };
+        let ip_throttle_ms = broker.quotas.ip_connection_throttle(peer.ip());
+        if ip_throttle_ms > 0 {
+            // KIP-612: the connection is held for the throttle time, then
+            // closed, so a client retrying at once is slowed down too.
+            metrics::counter!(crate::metrics::CONNECTIONS_THROTTLED, "scope" => "ip").increment(1);
+            connection::log_rejected(
+                peer,
+                &format!("connection_creation_rate quota reached, closing in {ip_throttle_ms} ms"),
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ip_throttle_ms)).await;
+                drop((stream, permit, per_ip));
+            });
+            continue;
+        }
         let (broker, listener, stop, done) = (broker.clone(), listener.clone(), stop.clone(), done.clone());
         tokio::spawn(async move {
             connection::accept(broker, listener, stream, peer, stop).await;
             drop((permit, per_ip, done));
         });
+    }
+}
+
+/// Records a new connection against `max.connection.creation.rate` and,
+/// over it, waits before the connection is served (KIP-612: the acceptor
+/// slows down; nothing is refused). False when the broker stops meanwhile.
+async fn wait_for_connection_rate(broker: &Broker, stop: &mut watch::Receiver<bool>) -> bool {
+    let rate_max = broker.effective_config().max_connection_creation_rate();
+    if rate_max >= f64::from(i32::MAX) {
+        return true;
+    }
+    let wait_ms = broker.quotas.broker_connection_throttle(rate_max);
+    if wait_ms == 0 {
+        return true;
+    }
+    metrics::counter!(crate::metrics::CONNECTIONS_THROTTLED, "scope" => "broker").increment(1);
+    tracing::debug!(wait_ms, "max.connection.creation.rate reached, delaying a new connection");
+    tokio::select! {
+        _ = stop.changed() => false,
+        _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => true,
     }
 }
 

@@ -43,6 +43,7 @@ enum Command {
     Group(client::group::GroupArgs),
     Cluster(client::cluster::ClusterArgs),
     User(client::user::UserArgs),
+    Quota(client::quota::QuotaArgs),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -105,6 +106,7 @@ fn main() -> ExitCode {
         Command::Group(args) => client::group::run(args),
         Command::Cluster(args) => client::cluster::run(args),
         Command::User(args) => client::user::run(args),
+        Command::Quota(args) => client::quota::run(args),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "runnel", &mut std::io::stdout());
             Ok(())

@@ -13,6 +13,7 @@ pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod throttle;
 // Admin APIs.
 pub mod alter_configs;
 pub mod create_partitions;
@@ -25,6 +26,9 @@ pub mod elect_leaders;
 // SCRAM credentials.
 pub mod alter_user_scram_credentials;
 pub mod describe_user_scram_credentials;
+// Client quotas.
+pub mod alter_client_quotas;
+pub mod describe_client_quotas;
 // Group coordinator.
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -135,6 +139,16 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
         RequestKind::DescribeTopicPartitions(req) => {
             let response = describe_topic_partitions::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::DescribeTopicPartitions(response)) })
+        }
+        // Client quotas.
+        RequestKind::DescribeClientQuotas(req) => {
+            let response = describe_client_quotas::handle(&broker, req);
+            Box::pin(async move { Some(ResponseKind::DescribeClientQuotas(response)) })
+        }
+        RequestKind::AlterClientQuotas(req) => {
+            Box::pin(
+                async move { Some(ResponseKind::AlterClientQuotas(alter_client_quotas::handle(broker, req).await)) },
+            )
         }
         // A connection that reaches the handlers has finished authenticating
         // (or is on a listener without SASL). A SaslHandshake that begins a
@@ -267,6 +281,8 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod admin_tests;
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod tests;
 

@@ -12,6 +12,7 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod profile;
+pub mod quota;
 pub mod secure;
 pub mod template;
 pub mod topic;

@@ -1,8 +1,8 @@
 //! A small blocking Kafka client for the requests librdkafka's Rust binding
 //! does not expose: ListGroups with group types (v5),
-//! ConsumerGroupDescribe, DescribeUserScramCredentials and
-//! AlterUserScramCredentials, with FindCoordinator and ApiVersions to reach
-//! them.
+//! ConsumerGroupDescribe, DescribeUserScramCredentials,
+//! AlterUserScramCredentials and the client quota APIs (`runnel quota`),
+//! with FindCoordinator and ApiVersions to reach them.
 //!
 //! A [`Connection`] is one TCP connection to one broker, over TLS and
 //! authenticated with SASL when the command's `security.protocol` says so
@@ -34,7 +34,7 @@ const RESPONSE_BYTES_MAX: usize = 100 * 1024 * 1024;
 const API_VERSIONS_VERSION: i16 = 3;
 
 /// The client id every request carries.
-const CLIENT_ID: &str = "runnel-group";
+const CLIENT_ID: &str = "runnel-cli";
 
 /// One connection to one broker, with the API versions it serves.
 pub struct Connection {

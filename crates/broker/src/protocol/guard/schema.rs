@@ -29,7 +29,6 @@ pub(crate) enum Kind {
     Int16,
     Int32,
     Int64,
-    #[allow(dead_code, reason = "no request Runnel serves yet has a FLOAT64 field")]
     Float64,
     Bool,
     Uuid,
@@ -117,6 +116,9 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 44, min: 0, max: 1, flexible_from: 1, body: INCREMENTAL_ALTER_CONFIGS },
     Api { key: 60, min: 0, max: 2, flexible_from: 0, body: DESCRIBE_CLUSTER },
     Api { key: 75, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TOPIC_PARTITIONS },
+    // Client quotas.
+    Api { key: 48, min: 0, max: 1, flexible_from: 1, body: DESCRIBE_CLIENT_QUOTAS },
+    Api { key: 49, min: 0, max: 1, flexible_from: 1, body: ALTER_CLIENT_QUOTAS },
     // SCRAM credentials.
     Api { key: 50, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_USER_SCRAM_CREDENTIALS },
     Api { key: 51, min: 0, max: 0, flexible_from: 0, body: ALTER_USER_SCRAM_CREDENTIALS },
@@ -323,6 +325,23 @@ const CREATE_PARTITIONS_TOPIC: &[Field] = &[
 const CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[Field::new("broker_ids", Kind::Array(&Int32))];
 
 // ElectLeaders (43): elect_leaders_request.rs; a null list means every partition.
+// DescribeClientQuotas (48): describe_client_quotas_request.rs.
+const DESCRIBE_CLIENT_QUOTAS: &[Field] =
+    &[Field::new("components", Kind::Array(&Kind::Struct(CLIENT_QUOTA_COMPONENT))), Field::new("strict", Bool)];
+const CLIENT_QUOTA_COMPONENT: &[Field] =
+    &[Field::new("entity_type", STRING), Field::new("match_type", Int8), Field::new("match", NullableString)];
+
+// AlterClientQuotas (49): alter_client_quotas_request.rs.
+const ALTER_CLIENT_QUOTAS: &[Field] =
+    &[Field::new("entries", Kind::Array(&Kind::Struct(CLIENT_QUOTA_ENTRY))), Field::new("validate_only", Bool)];
+const CLIENT_QUOTA_ENTRY: &[Field] = &[
+    Field::new("entity", Kind::Array(&Kind::Struct(CLIENT_QUOTA_ENTITY))),
+    Field::new("ops", Kind::Array(&Kind::Struct(CLIENT_QUOTA_OP))),
+];
+const CLIENT_QUOTA_ENTITY: &[Field] = &[Field::new("entity_type", STRING), Field::new("entity_name", NullableString)];
+const CLIENT_QUOTA_OP: &[Field] =
+    &[Field::new("key", STRING), Field::new("value", Kind::Float64), Field::new("remove", Bool)];
+
 const ELECT_LEADERS: &[Field] = &[
     Field::new("election_type", Int8).since(1),
     Field::new("topic_partitions", Kind::NullableArray(&Kind::Struct(ELECT_LEADERS_TOPIC))),

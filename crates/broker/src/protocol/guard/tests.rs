@@ -213,6 +213,12 @@ proptest! {
     fn accepts_encoded_alter_user_scram_credentials(s in api_samples(51)) { check_sample(&s)?; }
 
     #[test]
+    fn accepts_encoded_describe_client_quotas(s in api_samples(48)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_alter_client_quotas(s in api_samples(49)) { check_sample(&s)?; }
+
+    #[test]
     fn refuses_every_truncation(s in any_sample()) { check_truncations(&s.frame)?; }
 
     #[test]
@@ -349,8 +355,19 @@ fn serves_the_foundation_apis() {
 
 #[test]
 fn serves_the_admin_apis() {
-    let admin =
-        [(21, 0, 2), (32, 1, 4), (33, 0, 2), (35, 1, 4), (37, 0, 3), (43, 0, 2), (44, 0, 1), (60, 0, 2), (75, 0, 0)];
+    let admin = [
+        (21, 0, 2),
+        (32, 1, 4),
+        (33, 0, 2),
+        (35, 1, 4),
+        (37, 0, 3),
+        (43, 0, 2),
+        (44, 0, 1),
+        (48, 0, 1),
+        (49, 0, 1),
+        (60, 0, 2),
+        (75, 0, 0),
+    ];
     for api in admin {
         assert!(supported_apis().contains(&api), "{api:?}");
     }

@@ -59,6 +59,8 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         44 => admin::incremental_alter_configs(version).prop_map(RequestKind::from).boxed(),
         60 => admin::describe_cluster(version).prop_map(RequestKind::from).boxed(),
         75 => admin::describe_topic_partitions(version).prop_map(RequestKind::from).boxed(),
+        48 => admin::describe_client_quotas(version).prop_map(RequestKind::from).boxed(),
+        49 => admin::alter_client_quotas(version).prop_map(RequestKind::from).boxed(),
         // SCRAM credentials.
         50 => scram::describe_user_scram_credentials().prop_map(RequestKind::from).boxed(),
         51 => scram::alter_user_scram_credentials().prop_map(RequestKind::from).boxed(),
@@ -397,6 +399,7 @@ fn delete_topics(v: i16) -> impl Strategy<Value = DeleteTopicsRequest> {
 
 /// Strategies for the admin APIs.
 mod admin {
+    use kafka_protocol::messages::alter_client_quotas_request::{self, AlterClientQuotasRequest};
     use kafka_protocol::messages::alter_configs_request::{self, AlterConfigsRequest};
     use kafka_protocol::messages::create_partitions_request::{
         CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
@@ -404,6 +407,7 @@ mod admin {
     use kafka_protocol::messages::delete_records_request::{
         DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
     };
+    use kafka_protocol::messages::describe_client_quotas_request::{self, DescribeClientQuotasRequest};
     use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
     use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
     use kafka_protocol::messages::describe_log_dirs_request::{DescribableLogDirTopic, DescribeLogDirsRequest};
@@ -480,6 +484,56 @@ mod admin {
         (list(resource), any::<bool>(), unknown_tags(flexible)).prop_map(|(resources, validate_only, tags)| {
             AlterConfigsRequest::default()
                 .with_resources(resources)
+                .with_validate_only(validate_only)
+                .with_unknown_tagged_fields(tags)
+        })
+    }
+
+    pub(super) fn describe_client_quotas(v: i16) -> impl Strategy<Value = DescribeClientQuotasRequest> {
+        let flexible = v >= 1;
+        let component = (text(), any::<i8>(), option::of(text()), unknown_tags(flexible)).prop_map(
+            |(entity_type, match_type, matched, tags)| {
+                describe_client_quotas_request::ComponentData::default()
+                    .with_entity_type(entity_type)
+                    .with_match_type(match_type)
+                    .with_match(matched)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+        (list(component), any::<bool>(), unknown_tags(flexible)).prop_map(|(components, strict, tags)| {
+            DescribeClientQuotasRequest::default()
+                .with_components(components)
+                .with_strict(strict)
+                .with_unknown_tagged_fields(tags)
+        })
+    }
+
+    pub(super) fn alter_client_quotas(v: i16) -> impl Strategy<Value = AlterClientQuotasRequest> {
+        let flexible = v >= 1;
+        let entity = (text(), option::of(text()), unknown_tags(flexible)).prop_map(|(entity_type, name, tags)| {
+            alter_client_quotas_request::EntityData::default()
+                .with_entity_type(entity_type)
+                .with_entity_name(name)
+                .with_unknown_tagged_fields(tags)
+        });
+        // Finite values only: NaN is not equal to itself, so the round trip could not compare it.
+        let op =
+            (text(), -1e12f64..1e12, any::<bool>(), unknown_tags(flexible)).prop_map(|(key, value, remove, tags)| {
+                alter_client_quotas_request::OpData::default()
+                    .with_key(key)
+                    .with_value(value)
+                    .with_remove(remove)
+                    .with_unknown_tagged_fields(tags)
+            });
+        let entry = (list(entity), list(op), unknown_tags(flexible)).prop_map(|(entity, ops, tags)| {
+            alter_client_quotas_request::EntryData::default()
+                .with_entity(entity)
+                .with_ops(ops)
+                .with_unknown_tagged_fields(tags)
+        });
+        (list(entry), any::<bool>(), unknown_tags(flexible)).prop_map(|(entries, validate_only, tags)| {
+            AlterClientQuotasRequest::default()
+                .with_entries(entries)
                 .with_validate_only(validate_only)
                 .with_unknown_tagged_fields(tags)
         })
