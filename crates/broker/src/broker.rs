@@ -15,10 +15,12 @@ use parking_lot::{Mutex, RwLock};
 use runnel_log::{LogError, LogManager, Throttle};
 use uuid::Uuid;
 
+use crate::authz::{AclBinding, AclFilter, AclIndex, Authorizer, Operation, ResourceType};
 use crate::config::{BrokerConfig, ConfigError};
 use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 use crate::meta::{MetaError, MetadataRecord, MetadataStore, TopicMeta};
 use crate::partition::Partition;
+use crate::session::Session;
 use crate::txn::{TxnConfig, TxnCoordinator, TXN_TOPIC};
 
 /// Producer ids reserved per metadata record (Kafka's block size).
@@ -100,6 +102,8 @@ pub struct Broker {
     pub groups: Coordinator,
     /// The transaction coordinator.
     pub txns: TxnCoordinator,
+    /// The ACLs and the authorization settings.
+    pub authorizer: Authorizer,
     producer_ids: Mutex<ProducerIdBlock>,
     meta: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
@@ -136,12 +140,15 @@ impl Broker {
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes()));
         let groups = Coordinator::new(GroupConfig::from_broker(&config));
         let txns = TxnCoordinator::new(TxnConfig::from_broker(&config));
+        let authorizer = Authorizer::from_config(&config);
+        authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
         let broker = Broker {
             config,
             logs,
             request_budget,
             groups,
             txns,
+            authorizer,
             producer_ids: Mutex::new(ProducerIdBlock::default()),
             meta: Mutex::new(meta),
             topics: RwLock::new(HashMap::new()),
@@ -456,6 +463,60 @@ impl Broker {
         self.topics.write().insert(name.to_string(), topic);
         tracing::info!(topic = name, from, to = count, "partitions created");
         Ok(())
+    }
+
+    /// Whether `session` may perform `operation` on a resource; a denial is
+    /// logged at debug and counted. Every request-path check goes here.
+    pub fn authorize(&self, session: &Session, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.authorizer.authorize(session, operation, resource_type, name)
+    }
+
+    /// Creates ACL bindings durably, one metadata record each; a binding
+    /// that exists already is left as it is (Kafka does the same). The new
+    /// bindings apply to every connection's next request. Blocking (fsync).
+    pub fn create_acls(&self, acls: &[AclBinding]) -> Result<(), MetaError> {
+        let mut meta = self.meta.lock();
+        let result = acls.iter().try_for_each(|acl| {
+            if meta.image().acls().values().any(|a| a == acl) {
+                return Ok(());
+            }
+            let id = Uuid::new_v4();
+            meta.append(MetadataRecord::AclCreated { id, acl: acl.clone() })?;
+            tracing::info!(%id, ?acl, "acl created");
+            Ok(())
+        });
+        // Whatever was appended before a failure is in force.
+        self.authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
+        result
+    }
+
+    /// The ACL bindings `filter` matches, in a stable order.
+    pub fn describe_acls(&self, filter: &AclFilter) -> Vec<AclBinding> {
+        let meta = self.meta.lock();
+        let mut acls: Vec<AclBinding> = meta.image().acls().values().filter(|a| filter.matches(a)).cloned().collect();
+        acls.sort();
+        acls
+    }
+
+    /// Deletes the ACL bindings each filter matches; returns them per filter
+    /// (a binding two filters match is deleted once and reported for both,
+    /// as Kafka does). Blocking (fsync).
+    pub fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Vec<AclBinding>>, MetaError> {
+        let mut meta = self.meta.lock();
+        let matched: Vec<Vec<(Uuid, AclBinding)>> = filters
+            .iter()
+            .map(|f| meta.image().acls().iter().filter(|(_, a)| f.matches(a)).map(|(id, a)| (*id, a.clone())).collect())
+            .collect();
+        let mut ids: Vec<Uuid> = matched.iter().flatten().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let result = ids.iter().try_for_each(|id| {
+            meta.append(MetadataRecord::AclRemoved { id: *id })?;
+            tracing::info!(%id, "acl deleted");
+            Ok(())
+        });
+        self.authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
+        result.map(|()| matched.into_iter().map(|m| m.into_iter().map(|(_, a)| a).collect()).collect())
     }
 
     /// Clean shutdown of storage: flush, checkpoints, clean-shutdown marker.
