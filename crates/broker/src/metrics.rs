@@ -180,6 +180,10 @@ fn describe() {
     );
     describe_counter!(METADATA_SNAPSHOTS, "Metadata log snapshots written");
     describe_counter!(CONFIG_CHANGES, "Topic and broker config changes applied, by resource type");
+    describe_counter!(
+        crate::authz::AUTHORIZATION_DENIED,
+        "Actions the authorizer denied, by operation and resource type"
+    );
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }
@@ -236,6 +240,9 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
         // Group coordinator.
         ApiKey::JoinGroup => "JoinGroup",
         ApiKey::SyncGroup => "SyncGroup",

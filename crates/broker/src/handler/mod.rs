@@ -1,11 +1,18 @@
 //! One module per Kafka API, dispatched from [`dispatch`].
 //!
+//! With an authorizer configured, [`authz`] stands in front of the handlers:
+//! it checks what Kafka checks for each API, answers the denied parts of a
+//! request with Kafka's authorization errors, passes the rest on through
+//! [`serve`] and merges the two into one response. Without one, requests go
+//! straight to [`serve`] and the handlers know nothing of ACLs.
+//!
 //! Dispatch runs in the connection's task in request order. Anything whose
 //! order matters (appends) happens before `dispatch` returns; waiting (fsync,
 //! long polls) happens in the returned future, which the connection polls
 //! alongside later requests while keeping responses in request order.
 
 pub mod api_versions;
+pub mod authz;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
@@ -22,6 +29,10 @@ pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
+// ACLs.
+pub mod create_acls;
+pub mod delete_acls;
+pub mod describe_acls;
 // Group coordinator.
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -72,8 +83,18 @@ pub struct Endpoint {
 #[error("api {0:?} is not served")]
 pub struct NotServed(pub ApiKey);
 
-/// Routes a decoded request to its handler, for the client `session` names.
+/// Routes a decoded request to its handler, for the client `session` names,
+/// through the authorization checks when an authorizer is configured.
 pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Result<Pending, NotServed> {
+    if broker.authorizer.enabled() {
+        return authz::dispatch(broker, session, request).await;
+    }
+    serve(broker, session, request).await
+}
+
+/// Routes a request to its handler with no authorization check: the
+/// caller has checked, or no authorizer is configured.
+pub async fn serve(broker: &Arc<Broker>, session: &Session, request: Request) -> Result<Pending, NotServed> {
     let (endpoint, peer) = (&session.endpoint, session.peer);
     let version = request.header.request_api_version;
     let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
@@ -132,6 +153,19 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
         RequestKind::DescribeTopicPartitions(req) => {
             let response = describe_topic_partitions::handle(&broker, req);
             Box::pin(async move { Some(ResponseKind::DescribeTopicPartitions(response)) })
+        }
+        // ACLs.
+        RequestKind::CreateAcls(req) => {
+            let response = create_acls::handle(broker, session, req).await;
+            Box::pin(async move { Some(ResponseKind::CreateAcls(response)) })
+        }
+        RequestKind::DescribeAcls(req) => {
+            let response = describe_acls::handle(&broker, session, req);
+            Box::pin(async move { Some(ResponseKind::DescribeAcls(response)) })
+        }
+        RequestKind::DeleteAcls(req) => {
+            let response = delete_acls::handle(broker, session, req).await;
+            Box::pin(async move { Some(ResponseKind::DeleteAcls(response)) })
         }
         // A connection that reaches the handlers has finished authenticating
         // (or is on a listener without SASL); re-authentication is not served.

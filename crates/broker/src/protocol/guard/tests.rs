@@ -207,6 +207,15 @@ proptest! {
     fn accepts_encoded_list_transactions(s in api_samples(66)) { check_sample(&s)?; }
 
     #[test]
+    fn accepts_encoded_describe_acls(s in api_samples(29)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_create_acls(s in api_samples(30)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_delete_acls(s in api_samples(31)) { check_sample(&s)?; }
+
+    #[test]
     fn refuses_every_truncation(s in any_sample()) { check_truncations(&s.frame)?; }
 
     #[test]

@@ -59,6 +59,10 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         44 => admin::incremental_alter_configs(version).prop_map(RequestKind::from).boxed(),
         60 => admin::describe_cluster(version).prop_map(RequestKind::from).boxed(),
         75 => admin::describe_topic_partitions(version).prop_map(RequestKind::from).boxed(),
+        // ACLs.
+        29 => acls::describe_acls(version).prop_map(RequestKind::from).boxed(),
+        30 => acls::create_acls(version).prop_map(RequestKind::from).boxed(),
+        31 => acls::delete_acls(version).prop_map(RequestKind::from).boxed(),
         // Group coordinator.
         8 => groups::offset_commit(version).prop_map(RequestKind::from).boxed(),
         9 => groups::offset_fetch(version).prop_map(RequestKind::from).boxed(),
@@ -86,6 +90,8 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
     }
 }
 
+#[path = "strategies_acls.rs"]
+mod acls;
 #[path = "strategies_groups.rs"]
 mod groups;
 #[path = "strategies_txn.rs"]
