@@ -42,6 +42,7 @@ enum Command {
     Consume(client::consume::ConsumeArgs),
     Group(client::group::GroupArgs),
     Cluster(client::cluster::ClusterArgs),
+    Acl(client::acl::AclArgs),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -103,6 +104,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => client::consume::run(args),
         Command::Group(args) => client::group::run(args),
         Command::Cluster(args) => client::cluster::run(args),
+        Command::Acl(args) => client::acl::run(args),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "runnel", &mut std::io::stdout());
             Ok(())

@@ -40,9 +40,8 @@ pub async fn handle(broker: Arc<Broker>, session: &Session, req: CreateAclsReque
         })
         .collect();
     let valid: Vec<AclBinding> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let stored = tokio::task::spawn_blocking(move || broker.create_acls(&valid))
-        .await
-        .expect("create acls does not panic");
+    let stored =
+        tokio::task::spawn_blocking(move || broker.create_acls(&valid)).await.expect("create acls does not panic");
     let results = parsed
         .into_iter()
         .map(|p| match (p, &stored) {

@@ -27,9 +27,8 @@ pub async fn handle(broker: Arc<Broker>, session: &Session, req: DeleteAclsReque
     }
     let parsed: Vec<Result<AclFilter, InvalidAcl>> = req.filters.iter().map(filter).collect();
     let valid: Vec<AclFilter> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let deleted = tokio::task::spawn_blocking(move || broker.delete_acls(&valid))
-        .await
-        .expect("delete acls does not panic");
+    let deleted =
+        tokio::task::spawn_blocking(move || broker.delete_acls(&valid)).await.expect("delete acls does not panic");
     let mut deleted = match deleted {
         Ok(deleted) => deleted.into_iter().map(Ok).collect::<Vec<_>>(),
         Err(e) => vec![Err(e.to_string()); parsed.len()],
@@ -40,7 +39,9 @@ pub async fn handle(broker: Arc<Broker>, session: &Session, req: DeleteAclsReque
         .map(|p| match p {
             Err(e) => failed(ResponseError::InvalidRequest, e.0),
             Ok(_) => match deleted.next().expect("one result per valid filter") {
-                Ok(acls) => DeleteAclsFilterResult::default().with_matching_acls(acls.into_iter().map(matching).collect()),
+                Ok(acls) => {
+                    DeleteAclsFilterResult::default().with_matching_acls(acls.into_iter().map(matching).collect())
+                }
                 Err(message) => failed(ResponseError::KafkaStorageError, message),
             },
         })

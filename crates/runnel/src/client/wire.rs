@@ -1,13 +1,15 @@
 //! A small blocking Kafka client for the requests librdkafka's Rust binding
-//! does not expose: ListGroups with group types (v5) and
-//! ConsumerGroupDescribe, with FindCoordinator and ApiVersions to reach them.
+//! does not expose: ListGroups with group types (v5),
+//! ConsumerGroupDescribe and the ACL APIs, with FindCoordinator and
+//! ApiVersions to reach them.
 //!
-//! A [`Connection`] is one plaintext TCP connection to one broker. It asks
-//! the broker's ApiVersions first, so each request goes at the highest
-//! version both sides speak, and it bounds every wait and every response
-//! frame. Everything else the client commands do goes through librdkafka;
-//! a connection configured for TLS or SASL (`security.protocol`) is not
-//! something this module can speak, and callers fall back to librdkafka then.
+//! A [`Connection`] is one TCP connection to one broker, plaintext or
+//! SASL_PLAINTEXT with the PLAIN mechanism ([`Auth`]). It asks the broker's
+//! ApiVersions first, so each request goes at the highest version both sides
+//! speak, and it bounds every wait and every response frame. Everything else
+//! the client commands do goes through librdkafka; a connection configured
+//! for TLS is not something this module can speak, and callers fall back to
+//! librdkafka or refuse then.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,7 +18,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 /// The largest response frame accepted (Kafka's `socket.request.max.bytes`
@@ -39,10 +43,76 @@ pub struct Connection {
     versions: BTreeMap<i16, (i16, i16)>,
 }
 
+/// SASL/PLAIN credentials for a SASL_PLAINTEXT listener.
+#[derive(Clone, Debug)]
+pub struct Auth {
+    pub username: String,
+    pub password: String,
+}
+
+impl Auth {
+    /// The credentials librdkafka properties describe: `security.protocol`
+    /// SASL_PLAINTEXT with `sasl.mechanism(s)` PLAIN, `sasl.username` and
+    /// `sasl.password`. `Ok(None)` for plaintext; an error for what this
+    /// client cannot speak (TLS, other mechanisms).
+    pub fn from_properties<'a>(property: impl Fn(&str) -> Option<&'a str>) -> anyhow::Result<Option<Auth>> {
+        let protocol = property("security.protocol").unwrap_or("plaintext");
+        if protocol.eq_ignore_ascii_case("plaintext") {
+            return Ok(None);
+        }
+        if !protocol.eq_ignore_ascii_case("sasl_plaintext") {
+            bail!("security.protocol {protocol} is not supported by this command (plaintext or sasl_plaintext)");
+        }
+        let mechanism = property("sasl.mechanism").or_else(|| property("sasl.mechanisms")).unwrap_or("PLAIN");
+        if !mechanism.eq_ignore_ascii_case("PLAIN") {
+            bail!("sasl.mechanism {mechanism} is not supported by this command (PLAIN)");
+        }
+        let username = property("sasl.username").context("sasl.username is not set")?.to_string();
+        let password = property("sasl.password").context("sasl.password is not set")?.to_string();
+        Ok(Some(Auth { username, password }))
+    }
+}
+
 impl Connection {
     /// Connects to `addr` (`host:port`) and asks for its API versions.
     /// `timeout` bounds the connect and every later read and write.
     pub fn open(addr: &str, timeout: Duration) -> anyhow::Result<Connection> {
+        Connection::open_with(addr, timeout, None)
+    }
+
+    /// Like [`Connection::open`], then authenticates with SASL/PLAIN when
+    /// `auth` is given (SaslHandshake v1, SaslAuthenticate, KIP-152).
+    pub fn open_with(addr: &str, timeout: Duration, auth: Option<&Auth>) -> anyhow::Result<Connection> {
+        let mut conn = Connection::connect_and_ask_versions(addr, timeout)?;
+        if let Some(auth) = auth {
+            conn.authenticate(auth)?;
+        }
+        Ok(conn)
+    }
+
+    fn authenticate(&mut self, auth: &Auth) -> anyhow::Result<()> {
+        let addr = self.addr.clone();
+        let handshake =
+            self.send(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")))?;
+        if handshake.error_code != 0 {
+            bail!("broker {addr} refused SASL mechanism PLAIN: {}", error_name(handshake.error_code));
+        }
+        let token = format!("\0{}\0{}", auth.username, auth.password);
+        let version = self.version::<SaslAuthenticateRequest>(2).unwrap_or(0);
+        let response =
+            self.send(version, &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token.into_bytes())))?;
+        if response.error_code != 0 {
+            let message = response.error_message.as_deref().unwrap_or_default().to_string();
+            bail!(
+                "authentication as {} at {addr} failed: {} {message}",
+                auth.username,
+                error_name(response.error_code)
+            );
+        }
+        Ok(())
+    }
+
+    fn connect_and_ask_versions(addr: &str, timeout: Duration) -> anyhow::Result<Connection> {
         let stream = connect(addr, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
@@ -142,9 +212,15 @@ pub fn bootstrap_addrs(brokers: &str) -> Vec<String> {
 
 /// Opens a connection to the first bootstrap broker that answers.
 pub fn open_any(brokers: &str, timeout: Duration) -> anyhow::Result<Connection> {
+    open_any_with(brokers, timeout, None)
+}
+
+/// Opens a connection to the first bootstrap broker that answers,
+/// authenticating with `auth` when given.
+pub fn open_any_with(brokers: &str, timeout: Duration, auth: Option<&Auth>) -> anyhow::Result<Connection> {
     let mut last = None;
     for addr in bootstrap_addrs(brokers) {
-        match Connection::open(&addr, timeout) {
+        match Connection::open_with(&addr, timeout, auth) {
             Ok(conn) => return Ok(conn),
             Err(e) => last = Some(e),
         }

@@ -328,7 +328,8 @@ pub(super) fn describe_topic_partitions(check: Check<'_>, mut req: DescribeTopic
     Outcome::merge(req, move |mut r: DescribeTopicPartitionsResponse| {
         let check = owned.check();
         if all_topics {
-            r.topics.retain(|t| t.name.as_ref().is_none_or(|n| check.quietly(Operation::Describe, ResourceType::Topic, n)));
+            r.topics
+                .retain(|t| t.name.as_ref().is_none_or(|n| check.quietly(Operation::Describe, ResourceType::Topic, n)));
         }
         for t in r.topics.iter_mut().filter(|t| t.error_code == 0) {
             if let Some(name) = &t.name {

@@ -150,11 +150,16 @@ pub(super) fn offset_commit(check: Check<'_>, mut req: OffsetCommitRequest) -> O
             .partitions
             .iter()
             .map(|p| {
-                OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(error.code())
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(error.code())
             })
             .collect();
         denied.push(
-            OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_partitions(partitions),
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
         );
         false
     });
@@ -203,11 +208,16 @@ pub(super) fn offset_fetch(check: Check<'_>, mut req: OffsetFetchRequest, versio
     req.groups.retain(|g| {
         let allowed = check.group(Operation::Describe, &g.group_id);
         if !allowed {
-            denied.push(OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_error_code(GROUP_DENIED.code()));
+            denied.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(GROUP_DENIED.code()),
+            );
         }
         allowed
     });
-    let all_topics: Vec<GroupId> = req.groups.iter().filter(|g| g.topics.is_none()).map(|g| g.group_id.clone()).collect();
+    let all_topics: Vec<GroupId> =
+        req.groups.iter().filter(|g| g.topics.is_none()).map(|g| g.group_id.clone()).collect();
     let owned = check.owned();
     Outcome::merge(req, move |mut r: OffsetFetchResponse| {
         let check = owned.check();

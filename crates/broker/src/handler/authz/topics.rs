@@ -92,7 +92,10 @@ fn produce_denied(t: &TopicProduceData, error: ResponseError) -> TopicProduceRes
                 .with_log_start_offset(-1)
         })
         .collect();
-    TopicProduceResponse::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_partition_responses(partitions)
+    TopicProduceResponse::default()
+        .with_name(t.name.clone())
+        .with_topic_id(t.topic_id)
+        .with_partition_responses(partitions)
 }
 
 pub(super) fn fetch(check: Check<'_>, mut req: FetchRequest, version: i16) -> Outcome {
@@ -107,8 +110,11 @@ pub(super) fn fetch(check: Check<'_>, mut req: FetchRequest, version: i16) -> Ou
             topic_name(check, &t.topic, t.topic_id, by_id).is_none_or(|name| check.topic(Operation::Read, &name))
         };
         if !allowed {
-            let error =
-                if follower { ResponseError::ClusterAuthorizationFailed } else { ResponseError::TopicAuthorizationFailed };
+            let error = if follower {
+                ResponseError::ClusterAuthorizationFailed
+            } else {
+                ResponseError::TopicAuthorizationFailed
+            };
             let partitions = t.partitions.iter().map(|p| fetch_denied(p.partition, error)).collect();
             denied.push(
                 FetchableTopicResponse::default()
@@ -190,7 +196,9 @@ pub(super) fn metadata(check: Check<'_>, mut req: MetadataRequest, version: i16)
             let allowed = check.topic(Operation::Describe, &name)
                 && (exists
                     || !auto_create
-                    || *cluster_create.get_or_init(|| check.quietly(Operation::Create, ResourceType::Cluster, crate::authz::CLUSTER_NAME))
+                    || *cluster_create.get_or_init(|| {
+                        check.quietly(Operation::Create, ResourceType::Cluster, crate::authz::CLUSTER_NAME)
+                    })
                     || check.topic(Operation::Create, &name));
             if !allowed {
                 denied.push(
@@ -209,7 +217,8 @@ pub(super) fn metadata(check: Check<'_>, mut req: MetadataRequest, version: i16)
     Outcome::merge(req, move |mut r: MetadataResponse| {
         let check = owned.check();
         if all_topics {
-            r.topics.retain(|t| t.name.as_ref().is_none_or(|n| check.quietly(Operation::Describe, ResourceType::Topic, n)));
+            r.topics
+                .retain(|t| t.name.as_ref().is_none_or(|n| check.quietly(Operation::Describe, ResourceType::Topic, n)));
         }
         for t in &mut r.topics {
             if t.topic_authorized_operations != OPERATIONS_NOT_REQUESTED && t.error_code == 0 {

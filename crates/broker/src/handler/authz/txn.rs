@@ -16,7 +16,9 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::describe_producers_request::DescribeProducersRequest;
-use kafka_protocol::messages::describe_producers_response::{DescribeProducersResponse, PartitionResponse, TopicResponse};
+use kafka_protocol::messages::describe_producers_response::{
+    DescribeProducersResponse, PartitionResponse, TopicResponse,
+};
 use kafka_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
 use kafka_protocol::messages::describe_transactions_response::{DescribeTransactionsResponse, TransactionState};
 use kafka_protocol::messages::end_txn_request::EndTxnRequest;
@@ -71,7 +73,11 @@ pub(super) fn init_producer_id(check: Check<'_>, req: InitProducerIdRequest) -> 
 /// One transaction's topics checked: all OK, or the per-partition answer
 /// (TOPIC_AUTHORIZATION_FAILED for the denied topics and
 /// OPERATION_NOT_ATTEMPTED for the others, as Kafka answers).
-fn txn_topics(check: Check<'_>, id_allowed: bool, topics: &[AddPartitionsToTxnTopic]) -> Option<Vec<AddPartitionsToTxnTopicResult>> {
+fn txn_topics(
+    check: Check<'_>,
+    id_allowed: bool,
+    topics: &[AddPartitionsToTxnTopic],
+) -> Option<Vec<AddPartitionsToTxnTopicResult>> {
     let denied: Vec<bool> = topics.iter().map(|t| !id_allowed || !check.topic(Operation::Write, &t.name)).collect();
     if !denied.iter().any(|d| *d) {
         return None;
@@ -89,7 +95,9 @@ fn txn_topics(check: Check<'_>, id_allowed: bool, topics: &[AddPartitionsToTxnTo
                 .partitions
                 .iter()
                 .map(|p| {
-                    AddPartitionsToTxnPartitionResult::default().with_partition_index(*p).with_partition_error_code(error.code())
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(error.code())
                 })
                 .collect();
             AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(partitions)
@@ -103,7 +111,9 @@ pub(super) fn add_partitions_to_txn(check: Check<'_>, mut req: AddPartitionsToTx
         let id_allowed = check.transactional_id(Operation::Write, &req.v3_and_below_transactional_id);
         return match txn_topics(check, id_allowed, &req.v3_and_below_topics) {
             None => Outcome::pass(req),
-            Some(results) => Outcome::answer(AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)),
+            Some(results) => {
+                Outcome::answer(AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results))
+            }
         };
     }
     // v4+ batches come from brokers verifying transactions (KIP-890).
@@ -150,7 +160,10 @@ pub(super) fn end_txn(check: Check<'_>, req: EndTxnRequest) -> Outcome {
         return Outcome::pass(req);
     }
     Outcome::answer(
-        EndTxnResponse::default().with_error_code(TXN_DENIED.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
+        EndTxnResponse::default()
+            .with_error_code(TXN_DENIED.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
     )
 }
 
@@ -172,7 +185,11 @@ pub(super) fn txn_offset_commit(check: Check<'_>, mut req: TxnOffsetCommitReques
         let partitions = t
             .partitions
             .iter()
-            .map(|p| TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(error.code()))
+            .map(|p| {
+                TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(error.code())
+            })
             .collect();
         denied.push(TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions));
         false
@@ -204,7 +221,11 @@ pub(super) fn write_txn_markers(check: Check<'_>, req: WriteTxnMarkersRequest) -
                     let partitions = t
                         .partition_indexes
                         .iter()
-                        .map(|p| WritableTxnMarkerPartitionResult::default().with_partition_index(*p).with_error_code(CLUSTER_DENIED.code()))
+                        .map(|p| {
+                            WritableTxnMarkerPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_error_code(CLUSTER_DENIED.code())
+                        })
                         .collect();
                     WritableTxnMarkerTopicResult::default().with_name(t.name.clone()).with_partitions(partitions)
                 })

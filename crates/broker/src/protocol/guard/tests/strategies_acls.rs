@@ -31,17 +31,18 @@ pub(in super::super) fn describe_acls(v: i16) -> impl Strategy<Value = DescribeA
 }
 
 pub(in super::super) fn delete_acls(v: i16) -> impl Strategy<Value = DeleteAclsRequest> {
-    let filter = (filter_parts(), unknown_tags(v >= 2)).prop_map(|(((rt, name, pt, principal), host, op, perm), tags)| {
-        DeleteAclsFilter::default()
-            .with_resource_type_filter(rt)
-            .with_resource_name_filter(name)
-            .with_pattern_type_filter(pt)
-            .with_principal_filter(principal)
-            .with_host_filter(host)
-            .with_operation(op)
-            .with_permission_type(perm)
-            .with_unknown_tagged_fields(tags)
-    });
+    let filter =
+        (filter_parts(), unknown_tags(v >= 2)).prop_map(|(((rt, name, pt, principal), host, op, perm), tags)| {
+            DeleteAclsFilter::default()
+                .with_resource_type_filter(rt)
+                .with_resource_name_filter(name)
+                .with_pattern_type_filter(pt)
+                .with_principal_filter(principal)
+                .with_host_filter(host)
+                .with_operation(op)
+                .with_permission_type(perm)
+                .with_unknown_tagged_fields(tags)
+        });
     (list(filter), unknown_tags(v >= 2))
         .prop_map(|(filters, tags)| DeleteAclsRequest::default().with_filters(filters).with_unknown_tagged_fields(tags))
 }
@@ -59,6 +60,7 @@ pub(in super::super) fn create_acls(v: i16) -> impl Strategy<Value = CreateAclsR
                 .with_permission_type(perm)
                 .with_unknown_tagged_fields(tags)
         });
-    (list(creation), unknown_tags(v >= 2))
-        .prop_map(|(creations, tags)| CreateAclsRequest::default().with_creations(creations).with_unknown_tagged_fields(tags))
+    (list(creation), unknown_tags(v >= 2)).prop_map(|(creations, tags)| {
+        CreateAclsRequest::default().with_creations(creations).with_unknown_tagged_fields(tags)
+    })
 }
