@@ -315,6 +315,9 @@ fn acl_apis_answer_security_disabled_without_an_authorizer() {
     let mut stream = TcpStream::connect(&broker.addr).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let request = DescribeAclsRequest::default()
+        .with_resource_name_filter(None)
+        .with_principal_filter(None)
+        .with_host_filter(None)
         .with_resource_type_filter(1)
         .with_pattern_type_filter(1)
         .with_operation(1)

@@ -288,6 +288,8 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod admin_tests;
 #[cfg(test)]
+mod authz_tests;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]
