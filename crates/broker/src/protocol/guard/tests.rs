@@ -360,6 +360,13 @@ fn serves_the_admin_apis() {
 }
 
 #[test]
+fn serves_the_acl_apis() {
+    for api in [(29, 1, 3), (30, 1, 3), (31, 1, 3)] {
+        assert!(supported_apis().contains(&api), "{api:?}");
+    }
+}
+
+#[test]
 fn serves_the_transaction_apis() {
     let txn =
         [(22, 0, 5), (24, 0, 5), (25, 0, 4), (26, 0, 5), (27, 1, 1), (28, 0, 5), (61, 0, 0), (65, 0, 0), (66, 0, 2)];
