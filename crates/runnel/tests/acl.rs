@@ -33,7 +33,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::Message;
 
 const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin=\"admin-secret\" user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
@@ -281,6 +281,40 @@ async fn consumer_groups_need_read_on_the_group() {
     let message = next(&consumer).expect("consume with the group ACL");
     assert_eq!(message.payload(), Some(&b"e1"[..]));
     consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).expect("commit with READ on the group");
+}
+
+// Goal: idempotent and transactional producers get Kafka's checks. Method:
+// with WRITE on the topic only, an idempotent producer works (KIP-679: no
+// IDEMPOTENT_WRITE needed) and a transactional one is refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED until WRITE on its transactional id
+// is granted; then it commits a transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_and_transactional_producers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, addr) = start(&dir);
+    create_topics(&addr, &["payments"]).await;
+    acl_cli(&addr, &["create", "--principal", "User:alice", "--operation", "WRITE", "--topic", "payments"]);
+
+    let mut idempotent = client(&addr, "alice");
+    idempotent.set("enable.idempotence", "true");
+    produce(&idempotent, "payments", "once").await.expect("idempotent produce with WRITE on the topic");
+
+    let mut transactional = client(&addr, "alice");
+    transactional.set("enable.idempotence", "true").set("transactional.id", "payments-tx");
+    let producer: FutureProducer = transactional.create().unwrap();
+    let error = producer.init_transactions(TIMEOUT).expect_err("no WRITE on the transactional id");
+    assert_eq!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::TransactionalIdAuthorizationFailed), "{error}");
+    drop(producer);
+
+    acl_cli(
+        &addr,
+        &["create", "--principal", "User:alice", "--operation", "WRITE", "--transactional-id", "payments-tx"],
+    );
+    let producer: FutureProducer = transactional.create().unwrap();
+    producer.init_transactions(TIMEOUT).expect("init with WRITE on the transactional id");
+    producer.begin_transaction().unwrap();
+    producer.send(FutureRecord::to("payments").key("k").payload("in-txn"), TIMEOUT).await.map_err(|(e, _)| e).unwrap();
+    producer.commit_transaction(TIMEOUT).expect("commit");
 }
 
 // Goal: ACLs are metadata and survive a restart; `runnel acl list` shows

@@ -170,12 +170,12 @@ impl Outcome {
         Outcome::Serve(body.into(), None)
     }
 
-    /// Serves `body`, then applies `merge` to the response when it is of
-    /// type `R` (it always is: the handler answers its own API).
+    /// Serves `body`, then applies `merge` to the response, of type `R`
+    /// (a handler answers its own API; anything else is a bug).
     pub fn merge<R: FromKind>(body: impl Into<RequestKind>, merge: impl FnOnce(R) -> R + Send + 'static) -> Outcome {
-        let merge: Merge = Box::new(move |kind| match R::from_kind(kind) {
-            Ok(response) => merge(response).into(),
-            Err(other) => other,
+        let merge: Merge = Box::new(move |kind| {
+            let response = R::from_kind(kind).expect("a handler answers with its own API's response");
+            merge(response).into()
         });
         Outcome::Serve(body.into(), Some(merge))
     }
@@ -183,17 +183,17 @@ impl Outcome {
 
 /// A response type taken back out of [`ResponseKind`].
 pub(crate) trait FromKind: Sized + Into<ResponseKind> {
-    fn from_kind(kind: ResponseKind) -> Result<Self, ResponseKind>;
+    fn from_kind(kind: ResponseKind) -> Option<Self>;
 }
 
 macro_rules! from_kind {
     ($($variant:ident: $ty:ident),* $(,)?) => {
         $(
             impl FromKind for kafka_protocol::messages::$ty {
-                fn from_kind(kind: ResponseKind) -> Result<Self, ResponseKind> {
+                fn from_kind(kind: ResponseKind) -> Option<Self> {
                     match kind {
-                        ResponseKind::$variant(r) => Ok(r),
-                        other => Err(other),
+                        ResponseKind::$variant(r) => Some(r),
+                        _ => None,
                     }
                 }
             }

@@ -25,14 +25,14 @@ use crate::handler::metadata::OPERATIONS_NOT_REQUESTED;
 const BATCH_ATTRIBUTES_OFFSET: usize = 21;
 const ATTRIBUTE_TRANSACTIONAL: u8 = 0x10;
 
-/// The name of a topic a request names by name or (newer versions) by id;
-/// `None` for an unknown id, which the handler answers.
-pub(super) fn topic_name(check: Check<'_>, name: &TopicName, id: Uuid, by_id: bool) -> Option<String> {
-    if by_id {
-        check.broker.topic_by_id(&id).map(|t| t.meta.name.clone())
-    } else {
-        Some(name.to_string())
+/// Whether `operation` is allowed on a topic a request names by name or
+/// (newer versions) by id. An unknown id passes: the handler answers it
+/// (UNKNOWN_TOPIC_ID), as Kafka does. By name, nothing is allocated.
+fn topic_allowed(check: Check<'_>, operation: Operation, name: &TopicName, id: Uuid, by_id: bool) -> bool {
+    if !by_id {
+        return check.topic(operation, name);
     }
+    check.broker.topic_by_id(&id).is_none_or(|t| check.topic(operation, &t.meta.name))
 }
 
 /// Whether a produce request carries transactional batches: Kafka's
@@ -63,8 +63,7 @@ pub(super) fn produce(check: Check<'_>, mut req: ProduceRequest, version: i16) -
     }
     let mut denied = Vec::new();
     req.topic_data.retain(|t| {
-        let allowed = topic_name(check, &t.name, t.topic_id, version >= 13)
-            .is_none_or(|name| check.topic(Operation::Write, &name));
+        let allowed = topic_allowed(check, Operation::Write, &t.name, t.topic_id, version >= 13);
         if !allowed {
             denied.push(produce_denied(t, ResponseError::TopicAuthorizationFailed));
         }
@@ -104,11 +103,8 @@ pub(super) fn fetch(check: Check<'_>, mut req: FetchRequest, version: i16) -> Ou
     let mut denied = Vec::new();
     let cluster_allowed = follower && check.cluster(Operation::ClusterAction);
     req.topics.retain(|t| {
-        let allowed = if follower {
-            cluster_allowed
-        } else {
-            topic_name(check, &t.topic, t.topic_id, by_id).is_none_or(|name| check.topic(Operation::Read, &name))
-        };
+        let allowed =
+            if follower { cluster_allowed } else { topic_allowed(check, Operation::Read, &t.topic, t.topic_id, by_id) };
         if !allowed {
             let error = if follower {
                 ResponseError::ClusterAuthorizationFailed
