@@ -476,16 +476,23 @@ impl Broker {
     /// bindings apply to every connection's next request. Blocking (fsync).
     pub fn create_acls(&self, acls: &[AclBinding]) -> Result<(), MetaError> {
         let mut meta = self.meta.lock();
-        let result = acls.iter().try_for_each(|acl| {
-            if meta.image().acls().values().any(|a| a == acl) {
-                return Ok(());
+        let mut records: Vec<MetadataRecord> = Vec::with_capacity(acls.len());
+        for acl in acls {
+            let exists = meta.image().acls().values().any(|a| a == acl);
+            let repeated = records.iter().any(|r| matches!(r, MetadataRecord::AclCreated { acl: a, .. } if a == acl));
+            if !exists && !repeated {
+                records.push(MetadataRecord::AclCreated { id: Uuid::new_v4(), acl: acl.clone() });
             }
-            let id = Uuid::new_v4();
-            meta.append(MetadataRecord::AclCreated { id, acl: acl.clone() })?;
-            tracing::info!(%id, ?acl, "acl created");
-            Ok(())
-        });
-        // Whatever was appended before a failure is in force.
+        }
+        let result = meta.append_all(&records);
+        if result.is_ok() {
+            for record in &records {
+                if let MetadataRecord::AclCreated { id, acl } = record {
+                    tracing::info!(%id, ?acl, "acl created");
+                }
+            }
+        }
+        // Whatever reached the image is in force.
         self.authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
         result
     }
@@ -510,11 +517,13 @@ impl Broker {
         let mut ids: Vec<Uuid> = matched.iter().flatten().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let result = ids.iter().try_for_each(|id| {
-            meta.append(MetadataRecord::AclRemoved { id: *id })?;
-            tracing::info!(%id, "acl deleted");
-            Ok(())
-        });
+        let records: Vec<MetadataRecord> = ids.iter().map(|id| MetadataRecord::AclRemoved { id: *id }).collect();
+        let result = meta.append_all(&records);
+        if result.is_ok() {
+            for id in &ids {
+                tracing::info!(%id, "acl deleted");
+            }
+        }
         self.authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
         result.map(|()| matched.into_iter().map(|m| m.into_iter().map(|(_, a)| a).collect()).collect())
     }

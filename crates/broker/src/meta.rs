@@ -285,14 +285,26 @@ impl MetadataStore {
     /// Appends `record` durably (write + fdatasync), then applies it. When the
     /// log has grown past its bound, snapshots the image afterwards; the
     /// record is durable either way, so a failed snapshot is logged and
-    /// retried on the next append.
+    /// retried on the next append. See [`MetadataStore::append_all`].
     pub fn append(&mut self, record: MetadataRecord) -> Result<(), MetaError> {
-        let line = encode_line(&record);
+        self.append_all(std::slice::from_ref(&record))
+    }
+
+    /// Appends `records` with one write and one fdatasync, then applies
+    /// them in order (CreateAcls and DeleteAcls change many bindings at
+    /// once). A crash may keep a prefix of them: each record stands alone.
+    pub fn append_all(&mut self, records: &[MetadataRecord]) -> Result<(), MetaError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let text: String = records.iter().map(encode_line).collect();
         let io = |source| MetaError::Io { path: self.path.clone(), source };
-        self.file.write_all(line.as_bytes()).map_err(io)?;
+        self.file.write_all(text.as_bytes()).map_err(io)?;
         self.file.sync_data().map_err(|source| MetaError::Io { path: self.path.clone(), source })?;
-        self.log_bytes += line.len() as u64;
-        self.image.apply(&record);
+        self.log_bytes += text.len() as u64;
+        for record in records {
+            self.image.apply(record);
+        }
         if self.log_bytes > self.snapshot_after_bytes {
             if let Err(e) = self.snapshot() {
                 tracing::error!(error = %e, "metadata snapshot failed; the log keeps growing until one succeeds");

@@ -175,7 +175,7 @@ fn next(consumer: &BaseConsumer) -> Result<rdkafka::message::OwnedMessage, Kafka
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_decide_produce_consume_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, addr) = start(&dir);
+    let (broker, addr) = start(&dir);
     create_topics(&addr, &["orders", "sales-eu", "sales-us", "secret"]).await;
     let alice = client(&addr, "alice");
 
@@ -185,6 +185,14 @@ async fn acls_decide_produce_consume_and_metadata() {
         other => panic!("expected TOPIC_AUTHORIZATION_FAILED, got {other:?}"),
     }
     assert!(topics_seen(&alice).is_empty());
+    // librdkafka asked Metadata for the topic first: DESCRIBE was denied.
+    let metrics = common::http_get(&broker.http_addr(), "/metrics");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("runnel_authorization_denied_total")
+            && l.contains("operation=\"DESCRIBE\"")
+            && l.contains("resource_type=\"TOPIC\"")),
+        "{metrics}"
+    );
 
     acl_cli(&addr, &["create", "--principal", "User:alice", "--operation", "WRITE", "--topic", "orders"]);
     produce(&alice, "orders", "allowed").await.expect("alice may write orders");
