@@ -295,9 +295,36 @@ async fn checks_give_kafkas_error_codes() {
     let Some(ResponseKind::DescribeAcls(r)) = send(&broker, &alice, ApiKey::DescribeAcls, 3).await else { panic!() };
     assert_eq!(r.error_code, 31);
 
+    // CREATE on a topic creates it, but without DESCRIBE_CONFIGS its
+    // configs stay hidden (v5+).
+    let Some(ResponseKind::CreateTopics(r)) = send(&broker, &alice, ApiKey::CreateTopics, 7).await else { panic!() };
+    assert_eq!(r.topics[0].error_code, 29, "no CREATE on `new`");
+    let create_made = AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: "made".into(),
+        pattern_type: PatternType::Literal,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: Operation::Create,
+        permission: Permission::Allow,
+    };
+    broker.create_acls(&[create_made]).unwrap();
+    let made = create_topics_request::CreatableTopic::default()
+        .with_name(topic("made"))
+        .with_num_partitions(2)
+        .with_replication_factor(1);
+    let header = RequestHeader::default().with_request_api_key(ApiKey::CreateTopics as i16).with_request_api_version(7);
+    let body = CreateTopicsRequest::default().with_topics(vec![made]).into();
+    let pending = dispatch(&broker, &alice, Request { header, api_key: ApiKey::CreateTopics, body }).await.unwrap();
+    let Some(ResponseKind::CreateTopics(r)) = pending.await else { panic!() };
+    let t = &r.topics[0];
+    assert_eq!((t.error_code, t.topic_config_error_code, t.num_partitions), (0, 29, -1));
+    assert_eq!(broker.topic("made").unwrap().partitions.len(), 2);
+
     // A super user sees everything, ACLs included.
     let admin = Session::for_tests(Principal::user("admin".into()));
     let Some(ResponseKind::DescribeAcls(r)) = send(&broker, &admin, ApiKey::DescribeAcls, 3).await else { panic!() };
     assert_eq!(r.error_code, 0, "{r:?}");
-    assert_eq!((r.resources.len(), r.resources[0].acls.len()), (1, 2), "{r:?}");
+    let acls: usize = r.resources.iter().map(|r| r.acls.len()).sum();
+    assert_eq!((r.resources.len(), acls), (2, 3), "{r:?}");
 }

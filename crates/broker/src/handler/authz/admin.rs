@@ -55,7 +55,11 @@ fn message(error: ResponseError) -> Option<StrBytes> {
     }))
 }
 
-pub(super) fn create_topics(check: Check<'_>, mut req: CreateTopicsRequest) -> Outcome {
+/// CreateTopics: CREATE on the cluster or the topic; a created topic's
+/// configs, partition count and replication factor (v5+) are shown only
+/// with DESCRIBE_CONFIGS on it, else its topic_config_error_code is
+/// TOPIC_AUTHORIZATION_FAILED, as in Kafka.
+pub(super) fn create_topics(check: Check<'_>, mut req: CreateTopicsRequest, version: i16) -> Outcome {
     let cluster_create = check.quietly(Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let mut denied = Vec::new();
     req.topics.retain(|t| {
@@ -70,10 +74,19 @@ pub(super) fn create_topics(check: Check<'_>, mut req: CreateTopicsRequest) -> O
         }
         allowed
     });
-    if denied.is_empty() {
-        return Outcome::pass(req);
-    }
+    let owned = check.owned();
     Outcome::merge(req, move |mut r: CreateTopicsResponse| {
+        if version >= 5 {
+            let check = owned.check();
+            for t in r.topics.iter_mut().filter(|t| t.error_code == 0) {
+                if !check.quietly(Operation::DescribeConfigs, ResourceType::Topic, &t.name) {
+                    t.topic_config_error_code = TOPIC_DENIED.code();
+                    t.num_partitions = -1;
+                    t.replication_factor = -1;
+                    t.configs = Some(Vec::new());
+                }
+            }
+        }
         r.topics.extend(denied);
         r
     })

@@ -100,7 +100,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
         RequestKind::Fetch(req) => topics::fetch(check, req, version),
         RequestKind::ListOffsets(req) => topics::list_offsets(check, req),
         RequestKind::Metadata(req) => topics::metadata(check, req, version),
-        RequestKind::CreateTopics(req) => admin::create_topics(check, req),
+        RequestKind::CreateTopics(req) => admin::create_topics(check, req, version),
         RequestKind::DeleteTopics(req) => admin::delete_topics(check, req, version),
         RequestKind::CreatePartitions(req) => admin::create_partitions(check, req),
         RequestKind::DeleteRecords(req) => admin::delete_records(check, req),
