@@ -2,7 +2,7 @@
 listener: admin is a super user, alice and bob are ordinary users.
 
 Covered: a produce without WRITE fails with TOPIC_AUTHORIZATION_FAILED and
-Metadata hides the topic; the AdminClient's create_acls, describe_acls and
+Metadata hides the topic; READ on the topic and the group lets it consume; the AdminClient's create_acls, describe_acls and
 delete_acls round trip (confluent-kafka and kafka-python) and the grants take
 effect for a client already running; alice may not manage ACLs.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    NewTopic, ResourcePatternType, ResourceType)
 
@@ -97,6 +97,24 @@ def test_confluent_kafka_acl_round_trip_and_produce(acl_broker):
     # The producer that was refused now succeeds; Metadata shows the topic.
     _eventually_produces(alice, "orders")
     assert "orders" in _admin(acl_broker, "alice").list_topics(timeout=TIMEOUT).topics
+
+    # READ on the topic and the group lets alice consume what she wrote.
+    read_acls = [
+        AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", "*",
+                   AclOperation.READ, AclPermissionType.ALLOW),
+        AclBinding(ResourceType.GROUP, "alice-", ResourcePatternType.PREFIXED, "User:alice", "*",
+                   AclOperation.READ, AclPermissionType.ALLOW),
+    ]
+    for f in admin.create_acls(read_acls).values():
+        assert f.result(TIMEOUT) is None
+    consumer = Consumer(_conf(acl_broker, "alice", **{"group.id": "alice-readers", "enable.auto.commit": False}))
+    consumer.assign([TopicPartition("orders", 0, 0)])
+    m = consumer.poll(TIMEOUT)
+    assert m is not None and m.error() is None and m.value() == b"v", m and m.error()
+    consumer.close()
+    for f in admin.delete_acls([AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, "User:alice", None,
+                                                 AclOperation.READ, AclPermissionType.ANY)]).values():
+        assert len(f.result(TIMEOUT)) == 2
 
     # alice may not manage ACLs (ALTER on the cluster).
     alice_admin = _admin(acl_broker, "alice")

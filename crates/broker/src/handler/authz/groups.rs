@@ -192,6 +192,9 @@ pub(super) fn offset_fetch(check: Check<'_>, mut req: OffsetFetchRequest, versio
                 if check.quietly(Operation::Describe, ResourceType::Topic, &t.name) {
                     return true;
                 }
+                if all_topics {
+                    return false;
+                }
                 crate::authz::denied(check.session, Operation::Describe, ResourceType::Topic, &t.name);
                 for p in &mut t.partitions {
                     *p = OffsetFetchResponsePartition::default()
@@ -199,7 +202,7 @@ pub(super) fn offset_fetch(check: Check<'_>, mut req: OffsetFetchRequest, versio
                         .with_committed_offset(-1)
                         .with_error_code(TOPIC_DENIED.code());
                 }
-                !all_topics
+                true
             });
             r
         });
