@@ -239,6 +239,27 @@ mod tests {
     }
 
     #[test]
+    fn sasl_plain_credentials_come_from_librdkafka_properties() {
+        let props = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)
+        };
+        assert!(Auth::from_properties(props(&[])).unwrap().is_none());
+        let auth = Auth::from_properties(props(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "PLAIN"),
+            ("sasl.username", "admin"),
+            ("sasl.password", "s3cret"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!((auth.username.as_str(), auth.password.as_str()), ("admin", "s3cret"));
+        assert!(Auth::from_properties(props(&[("security.protocol", "SSL")])).is_err());
+        assert!(Auth::from_properties(props(&[("security.protocol", "sasl_plaintext")])).is_err());
+        let scram = props(&[("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanism", "SCRAM-SHA-256")]);
+        assert!(Auth::from_properties(scram).is_err());
+    }
+
+    #[test]
     fn error_codes_have_names() {
         assert_eq!(error_name(69), "GroupIdNotFound (69)");
         assert_eq!(error_name(0), "no error (0)");
