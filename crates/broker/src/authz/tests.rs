@@ -225,3 +225,28 @@ fn authorized_operations_bits_follow_the_acls() {
     let bits = a.authorized_operations(&session, ResourceType::Topic, "t");
     assert_eq!(bits, (1 << Read.code()) | (1 << Describe.code()));
 }
+
+// Goal: a check on the request path allocates nothing, however many ACLs
+// there are. Method: many literal and prefixed bindings, then count heap
+// allocations of allowed, denied and prefix-matched checks.
+#[test]
+fn checks_allocate_nothing() {
+    let mut acls: Vec<AclBinding> =
+        (0..500).map(|i| allow(&format!("topic-{i}"), Literal, "User:alice", Write)).collect();
+    acls.extend((0..50).map(|i| allow(&format!("family-{i}-"), Prefixed, "User:alice", Read)));
+    acls.push(deny("topic-7", Literal, "User:*", Write));
+    let a = authorizer(&[("super.users", "User:admin")], &acls);
+    let alice = Principal::user("alice".into());
+    let check = |op, name: &str| a.check(&alice, HOST, op, ResourceType::Topic, name);
+    let (results, allocations) = crate::protocol::guard::tests::alloc::counting(|| {
+        [
+            check(Write, "topic-42"),
+            check(Describe, "topic-42"),
+            check(Write, "topic-7"),
+            check(Read, "family-3-orders"),
+            check(Read, "unrelated"),
+        ]
+    });
+    assert_eq!(results, [true, true, false, true, false]);
+    assert_eq!(allocations, 0);
+}

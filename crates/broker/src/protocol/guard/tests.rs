@@ -8,7 +8,7 @@
 //! panics and that whatever it accepts decodes completely. Every call goes
 //! through [`guard`], which also asserts that the guard allocated nothing.
 
-mod alloc;
+pub(crate) mod alloc;
 mod hostile;
 mod strategies;
 
