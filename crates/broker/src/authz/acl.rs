@@ -182,8 +182,10 @@ impl AclBinding {
             return invalid(format!("The only valid name for the CLUSTER resource is {}", super::CLUSTER_NAME));
         }
         check_principal(raw.principal)?;
-        if raw.host.is_empty() || (raw.host != "*" && raw.host.parse::<std::net::IpAddr>().is_err()) {
-            return invalid(format!("invalid host '{}': an IP address or '*'", raw.host));
+        // Kafka accepts any host text; one that is not `*` or an IP address
+        // never matches a client.
+        if raw.host.is_empty() {
+            return invalid("Invalid empty host".into());
         }
         Ok(AclBinding {
             resource_type,

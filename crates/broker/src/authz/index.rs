@@ -14,14 +14,22 @@ use std::net::IpAddr;
 use super::acl::{AclBinding, Operation, PatternType, Permission, ResourceType, WILDCARD};
 use crate::session::Principal;
 
+/// Where a binding applies: `*`, one address, or (a host that is not an
+/// IP address, which Kafka accepts and never matches) nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Host {
+    Any,
+    Ip(IpAddr),
+    Never,
+}
+
 /// One binding's entry, pre-parsed for matching.
 #[derive(Debug)]
 struct Entry {
     principal_type: String,
     /// `*` for every principal of the type.
     principal_name: String,
-    /// `None` for the host `*`.
-    host: Option<IpAddr>,
+    host: Host,
     operation: Operation,
     permission: Permission,
 }
@@ -32,8 +40,10 @@ impl Entry {
         Entry {
             principal_type: principal_type.to_string(),
             principal_name: principal_name.to_string(),
-            // Bindings are validated on creation: `*` or an address.
-            host: acl.host.parse().ok(),
+            host: match acl.host.as_str() {
+                WILDCARD => Host::Any,
+                text => text.parse().map_or(Host::Never, Host::Ip),
+            },
             operation: acl.operation,
             permission: acl.permission,
         }
@@ -42,7 +52,11 @@ impl Entry {
     fn applies_to(&self, principal: &Principal, host: IpAddr) -> bool {
         self.principal_type == principal.principal_type
             && (self.principal_name == WILDCARD || self.principal_name == principal.name)
-            && self.host.is_none_or(|h| h == host)
+            && match self.host {
+                Host::Any => true,
+                Host::Ip(ip) => ip == host,
+                Host::Never => false,
+            }
     }
 
     /// Kafka's operation rules: an ALLOW of DESCRIBE is implied by READ,

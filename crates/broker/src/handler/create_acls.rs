@@ -3,8 +3,8 @@
 //! The caller needs ALTER on the cluster; without an authorizer every
 //! creation fails with SECURITY_DISABLED. An invalid creation (UNKNOWN or ANY
 //! codes, a MATCH or ANY pattern, an empty name, a CLUSTER name other than
-//! `kafka-cluster`, a principal without `Type:`, a host that is neither an
-//! address nor `*`) gets INVALID_REQUEST and the others are still created.
+//! `kafka-cluster`, a principal without `Type:`, an empty host) gets
+//! INVALID_REQUEST and the others are still created.
 
 use std::sync::Arc;
 
