@@ -282,6 +282,15 @@ async fn checks_give_kafkas_error_codes() {
     let read_write_describe = (1 << 3) | (1 << 4) | (1 << 8);
     assert_eq!(t.topic_authorized_operations, read_write_describe);
 
+    // Metadata v0 naming only denied topics must not turn into "all topics".
+    let header = RequestHeader::default().with_request_api_key(ApiKey::Metadata as i16).with_request_api_version(0);
+    let named_u = metadata_request::MetadataRequestTopic::default().with_name(Some(topic("u")));
+    let body = MetadataRequest::default().with_topics(Some(vec![named_u])).into();
+    let pending = dispatch(&broker, &alice, Request { header, api_key: ApiKey::Metadata, body }).await.unwrap();
+    let Some(ResponseKind::Metadata(r)) = pending.await else { panic!() };
+    let got: Vec<_> = r.topics.iter().map(|t| (t.name.as_ref().unwrap().to_string(), t.error_code)).collect();
+    assert_eq!(got, [("u".to_string(), 29)]);
+
     let Some(ResponseKind::JoinGroup(r)) = send(&broker, &alice, ApiKey::JoinGroup, 9).await else { panic!() };
     assert_eq!(r.error_code, 30);
     let Some(ResponseKind::InitProducerId(r)) = send(&broker, &alice, ApiKey::InitProducerId, 5).await else {

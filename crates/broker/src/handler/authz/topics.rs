@@ -208,10 +208,16 @@ pub(super) fn metadata(check: Check<'_>, mut req: MetadataRequest, version: i16)
             allowed
         });
     }
+    // At v0 an empty list asks for every topic: when every named topic was
+    // denied, the handler's list is dropped.
+    let emptied = !all_topics && version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty);
     let owned = check.owned();
     let cluster_ops = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
     Outcome::merge(req, move |mut r: MetadataResponse| {
         let check = owned.check();
+        if emptied {
+            r.topics.clear();
+        }
         if all_topics {
             r.topics
                 .retain(|t| t.name.as_ref().is_none_or(|n| check.quietly(Operation::Describe, ResourceType::Topic, n)));
