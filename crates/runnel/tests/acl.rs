@@ -348,8 +348,8 @@ async fn acls_survive_a_restart() {
     produce(&client(&addr, "alice"), "kept", "after restart").await.expect("the ACL survived");
 }
 
-// Goal: without an authorizer the ACL APIs say so and everything is allowed.
-// Method: DescribeAcls on a broker with no authorizer.class.name.
+// Goal: without an authorizer the ACL APIs say so. Method: DescribeAcls and
+// `runnel acl list` on a broker with no authorizer.class.name.
 #[test]
 fn acl_apis_answer_security_disabled_without_an_authorizer() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,4 +366,15 @@ fn acl_apis_answer_security_disabled_without_an_authorizer() {
         .with_permission_type(1);
     let r: DescribeAclsResponse = call(&mut stream, ApiKey::DescribeAcls, 3, &request).unwrap();
     assert_eq!(r.error_code, 54, "SECURITY_DISABLED");
+
+    // The command says so too, and refuses to delete every ACL at once.
+    let runnel = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_runnel")).args(args).env_remove("RUNNEL_BROKERS").output().unwrap()
+    };
+    let list = runnel(&["acl", "list", "--brokers", &broker.addr]);
+    assert!(!list.status.success());
+    assert!(String::from_utf8_lossy(&list.stderr).contains("No Authorizer is configured"), "{list:?}");
+    let delete = runnel(&["acl", "delete", "--brokers", &broker.addr]);
+    assert!(!delete.status.success());
+    assert!(String::from_utf8_lossy(&delete.stderr).contains("refusing to delete every ACL"), "{delete:?}");
 }

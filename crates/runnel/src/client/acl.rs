@@ -252,6 +252,11 @@ struct AclRow {
 
 pub fn run(mut args: AclArgs) -> anyhow::Result<()> {
     args.connect.resolve()?;
+    if let Action::Delete(filter) = &args.action {
+        if filter.resource.resource()?.is_none() && filter.principal.is_none() {
+            bail!("refusing to delete every ACL: name a resource or a --principal");
+        }
+    }
     let auth = Auth::from_properties(|k| args.connect.property(k))?;
     let mut conn = wire::open_any_with(&args.connect.brokers, ACL_TIMEOUT, auth.as_ref())?;
     match &args.action {
@@ -384,9 +389,6 @@ fn describe(conn: &mut Connection, args: &FilterArgs) -> anyhow::Result<Vec<AclR
 
 fn delete(conn: &mut Connection, args: &FilterArgs) -> anyhow::Result<Vec<AclRow>> {
     let f = filter(args)?;
-    if f.resource_name.is_none() && f.principal.is_none() {
-        bail!("refusing to delete every ACL: name a resource or a --principal");
-    }
     let request = DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
         .with_resource_type_filter(f.resource_type)
         .with_resource_name_filter(text(&f.resource_name))
