@@ -15,6 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use runnel_log::{LogError, LogManager, Throttle};
 use uuid::Uuid;
 
+use crate::authz::{AclBinding, AclFilter, AclIndex, Authorizer, Operation, ResourceType};
 use crate::config::{BrokerConfig, ConfigError};
 use crate::group::{Coordinator, GroupConfig, OFFSETS_TOPIC};
 use crate::meta::{MetaError, MetadataRecord, MetadataStore, ScramUsers, TopicMeta};
@@ -22,6 +23,7 @@ use crate::partition::Partition;
 use crate::quota::manager::QuotaManager;
 use crate::quota::{QuotaConfigs, QuotaEntity, QuotaError};
 use crate::sasl::scram::{self, ScramCredential, ScramCredentials, ScramMechanism};
+use crate::session::Session;
 use crate::txn::{TxnConfig, TxnCoordinator, TXN_TOPIC};
 
 /// Producer ids reserved per metadata record (Kafka's block size).
@@ -113,6 +115,8 @@ pub struct Broker {
     pub groups: Coordinator,
     /// The transaction coordinator.
     pub txns: TxnCoordinator,
+    /// The ACLs and the authorization settings.
+    pub authorizer: Authorizer,
     producer_ids: Mutex<ProducerIdBlock>,
     meta: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
@@ -157,12 +161,15 @@ impl Broker {
         let txns = TxnCoordinator::new(TxnConfig::from_broker(&config));
         let quota_windows = config.quota_windows();
         let quotas = meta.image().client_quotas().clone();
+        let authorizer = Authorizer::from_config(&config);
+        authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
         let broker = Broker {
             config,
             logs,
             request_budget,
             groups,
             txns,
+            authorizer,
             producer_ids: Mutex::new(ProducerIdBlock::default()),
             meta: Mutex::new(meta),
             topics: RwLock::new(HashMap::new()),
@@ -564,6 +571,69 @@ impl Broker {
         crate::metrics::scram_credentials_changed("delete");
         tracing::info!(user, mechanism = mechanism.name(), "SCRAM credential deleted");
         Ok(true)
+    }
+
+    /// Whether `session` may perform `operation` on a resource; a denial is
+    /// logged at debug and counted. Every request-path check goes here.
+    pub fn authorize(&self, session: &Session, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.authorizer.authorize(session, operation, resource_type, name)
+    }
+
+    /// Creates ACL bindings durably, one metadata record each; a binding
+    /// that exists already is left as it is (Kafka does the same). The new
+    /// bindings apply to every connection's next request. Blocking (fsync).
+    pub fn create_acls(&self, acls: &[AclBinding]) -> Result<(), MetaError> {
+        let mut meta = self.meta.lock();
+        let mut records: Vec<MetadataRecord> = Vec::with_capacity(acls.len());
+        for acl in acls {
+            let exists = meta.image().acls().values().any(|a| a == acl);
+            let repeated = records.iter().any(|r| matches!(r, MetadataRecord::AclCreated { acl: a, .. } if a == acl));
+            if !exists && !repeated {
+                records.push(MetadataRecord::AclCreated { id: Uuid::new_v4(), acl: acl.clone() });
+            }
+        }
+        let result = meta.append_all(&records);
+        if result.is_ok() {
+            for record in &records {
+                if let MetadataRecord::AclCreated { id, acl } = record {
+                    tracing::info!(%id, ?acl, "acl created");
+                }
+            }
+        }
+        // Whatever reached the image is in force.
+        self.authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
+        result
+    }
+
+    /// The ACL bindings `filter` matches, in a stable order.
+    pub fn describe_acls(&self, filter: &AclFilter) -> Vec<AclBinding> {
+        let meta = self.meta.lock();
+        let mut acls: Vec<AclBinding> = meta.image().acls().values().filter(|a| filter.matches(a)).cloned().collect();
+        acls.sort();
+        acls
+    }
+
+    /// Deletes the ACL bindings each filter matches; returns them per filter
+    /// (a binding two filters match is deleted once and reported for both,
+    /// as Kafka does). Blocking (fsync).
+    pub fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Vec<AclBinding>>, MetaError> {
+        let mut meta = self.meta.lock();
+        let matched: Vec<Vec<(Uuid, AclBinding)>> = filters
+            .iter()
+            .map(|f| meta.image().acls().iter().filter(|(_, a)| f.matches(a)).map(|(id, a)| (*id, a.clone())).collect())
+            .collect();
+        let mut ids: Vec<Uuid> = matched.iter().flatten().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let records: Vec<MetadataRecord> = ids.iter().map(|id| MetadataRecord::AclRemoved { id: *id }).collect();
+        let result = meta.append_all(&records);
+        if result.is_ok() {
+            for id in &ids {
+                tracing::info!(%id, "acl deleted");
+            }
+        }
+        self.authorizer.set_acls(AclIndex::new(meta.image().acls().values()));
+        result.map(|()| matched.into_iter().map(|m| m.into_iter().map(|(_, a)| a).collect()).collect())
     }
 
     /// Clean shutdown of storage: flush, checkpoints, clean-shutdown marker.

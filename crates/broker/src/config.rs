@@ -209,6 +209,24 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "false",
         "Runnel's own key (Kafka's default validator accepts them): accept unsigned OAUTHBEARER tokens (alg none), as Kafka's OAuthBearerUnsecuredValidatorCallbackHandler does; for tests only",
     ),
+    // Authorization (see `authz`).
+    ConfigDef {
+        name: "authorizer.class.name",
+        kind: Kind::Str,
+        default: "",
+        doc: "org.apache.kafka.metadata.authorizer.StandardAuthorizer (or kafka.security.authorizer.AclAuthorizer) turns ACL authorization on; empty allows every request",
+    },
+    ConfigDef {
+        name: "super.users",
+        kind: Kind::Str,
+        default: "",
+        doc: "semicolon-separated principals (User:admin;User:ops) allowed everything whatever the ACLs",
+    },
+    boolean(
+        "allow.everyone.if.no.acl.found",
+        "false",
+        "allow an action on a resource that no ACL matches at all; otherwise only super users may",
+    ),
     ConfigDef { name: "log.dirs", kind: Kind::Str, default: "./runnel-data", doc: "data directory" },
     int("node.id", 0, I32_MAX, "1", "this broker's node id"),
     int("num.partitions", 1, 1_000_000, "1", "partitions of an auto-created topic or a CreateTopics with -1"),
@@ -1054,6 +1072,27 @@ impl BrokerConfig {
                 value: budget.to_string(),
                 reason: format!("must be at least socket.request.max.bytes ({frame_max})"),
             });
+        }
+        let authorizer = self.str("authorizer.class.name");
+        if !crate::authz::is_known_authorizer(authorizer) {
+            return Err(ConfigError::InvalidValue {
+                key: "authorizer.class.name".into(),
+                value: authorizer.to_string(),
+                reason: format!(
+                    "only {} (or {}) is served",
+                    crate::authz::STANDARD_AUTHORIZER,
+                    crate::authz::ACL_AUTHORIZER
+                ),
+            });
+        }
+        for principal in self.str("super.users").split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            if !principal.split_once(':').is_some_and(|(t, n)| !t.is_empty() && !n.is_empty()) {
+                return Err(ConfigError::InvalidValue {
+                    key: "super.users".into(),
+                    value: principal.to_string(),
+                    reason: "a principal is Type:name, e.g. User:admin".into(),
+                });
+            }
         }
         let listeners = crate::listener::listeners(self)?;
         crate::tls::check_settings(self, &listeners)?;

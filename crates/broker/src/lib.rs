@@ -11,8 +11,10 @@
 //! [`quota`] holds client quotas and their enforcement;
 //! [`retention`] removes old segments and [`cleaner`] compacts logs in the
 //! background.
+//! [`authz`] holds the ACLs and decides what each principal may do.
 //! Kafka error codes appear only in handlers, through [`error`].
 
+pub mod authz;
 pub mod broker;
 pub mod cleaner;
 pub mod config;

@@ -220,6 +220,10 @@ fn describe() {
         QUOTA_SENSORS,
         "Client quota rates kept (one per shared quota and type, and per IP with a connection rate quota)"
     );
+    describe_counter!(
+        crate::authz::AUTHORIZATION_DENIED,
+        "Actions the authorizer denied, by operation and resource type"
+    );
     describe_gauge!(PROCESS_RSS, Unit::Bytes, "Resident memory of the broker process");
     describe_counter!(PROCESS_CPU, Unit::Seconds, "User and system CPU time of the broker process");
 }
@@ -294,6 +298,9 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
         ApiKey::AlterClientQuotas => "AlterClientQuotas",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
         // Group coordinator.
         ApiKey::JoinGroup => "JoinGroup",
         ApiKey::SyncGroup => "SyncGroup",

@@ -4,8 +4,9 @@
 //!
 //! The principal is Kafka's `Type:name` pair. A TLS client that presented a
 //! certificate is `User:<subject after ssl.principal.mapping.rules>`; every
-//! other client is `User:ANONYMOUS`, as in Kafka. Authorization (a later
-//! step) reads it from here; SASL will set it after authentication.
+//! other client is `User:ANONYMOUS`, as in Kafka; SASL sets it after
+//! authentication. Authorization (`authz`) reads it and the peer's address
+//! from here on every request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,4 +53,19 @@ pub struct Session {
     /// (`sasl.server.authentication.timeout.ms`) counts from here, TLS
     /// handshake included.
     pub accepted_at: tokio::time::Instant,
+}
+
+impl Session {
+    /// A session of `principal` on a PLAINTEXT listener from 127.0.0.1, for
+    /// unit tests of handlers and the authorizer.
+    pub fn for_tests(principal: Principal) -> Session {
+        Session {
+            listener: Arc::from("PLAINTEXT"),
+            security_protocol: SecurityProtocol::Plaintext,
+            endpoint: Endpoint { host: "127.0.0.1".into(), port: 9092 },
+            peer: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            principal,
+            accepted_at: tokio::time::Instant::now(),
+        }
+    }
 }

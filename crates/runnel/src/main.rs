@@ -44,6 +44,7 @@ enum Command {
     Cluster(client::cluster::ClusterArgs),
     User(client::user::UserArgs),
     Quota(client::quota::QuotaArgs),
+    Acl(client::acl::AclArgs),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -107,6 +108,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => client::cluster::run(args),
         Command::User(args) => client::user::run(args),
         Command::Quota(args) => client::quota::run(args),
+        Command::Acl(args) => client::acl::run(args),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "runnel", &mut std::io::stdout());
             Ok(())

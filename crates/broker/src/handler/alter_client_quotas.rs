@@ -21,7 +21,6 @@ use crate::error::ToErrorCode;
 use crate::quota::{QuotaEntity, QuotaError};
 
 pub async fn handle(broker: Arc<Broker>, req: AlterClientQuotasRequest) -> AlterClientQuotasResponse {
-    // authz: ALTER_CONFIGS on CLUSTER
     tokio::task::spawn_blocking(move || {
         let entities: Vec<Result<QuotaEntity, QuotaError>> = req.entries.iter().map(entity_of).collect();
         let mut seen: HashMap<&QuotaEntity, usize> = HashMap::new();

@@ -39,7 +39,6 @@ enum Alteration<'a> {
 }
 
 pub async fn handle(broker: Arc<Broker>, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
-    // authz: ALTER on CLUSTER (Kafka answers CLUSTER_AUTHORIZATION_FAILED for every user).
     tokio::task::spawn_blocking(move || {
         let alterations: Vec<(&str, Alteration<'_>)> = req
             .deletions

@@ -35,7 +35,6 @@ struct Filter {
 }
 
 pub fn handle(broker: &Broker, req: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
-    // authz: DESCRIBE_CONFIGS on CLUSTER
     let filter = match parse_filter(&req) {
         Ok(filter) => filter,
         Err((error, message)) => {

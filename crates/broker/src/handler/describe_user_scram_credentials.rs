@@ -20,7 +20,6 @@ use crate::broker::Broker;
 use crate::meta::ScramUsers;
 
 pub fn handle(broker: &Arc<Broker>, req: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
-    // authz: DESCRIBE on CLUSTER (Kafka answers CLUSTER_AUTHORIZATION_FAILED at the top level).
     let users = broker.scram_users();
     let results = match req.users.filter(|u| !u.is_empty()) {
         None => users.keys().map(|user| describe(&users, user)).collect(),

@@ -1,11 +1,18 @@
 //! One module per Kafka API, dispatched from [`dispatch`].
 //!
+//! With an authorizer configured, [`authz`] stands in front of the handlers:
+//! it checks what Kafka checks for each API, answers the denied parts of a
+//! request with Kafka's authorization errors, passes the rest on through
+//! [`serve`] and merges the two into one response. Without one, requests go
+//! straight to [`serve`] and the handlers know nothing of ACLs.
+//!
 //! Dispatch runs in the connection's task in request order. Anything whose
 //! order matters (appends) happens before `dispatch` returns; waiting (fsync,
 //! long polls) happens in the returned future, which the connection polls
 //! alongside later requests while keeping responses in request order.
 
 pub mod api_versions;
+pub mod authz;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
@@ -29,6 +36,10 @@ pub mod describe_user_scram_credentials;
 // Client quotas.
 pub mod alter_client_quotas;
 pub mod describe_client_quotas;
+// ACLs.
+pub mod create_acls;
+pub mod delete_acls;
+pub mod describe_acls;
 // Group coordinator.
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -79,8 +90,18 @@ pub struct Endpoint {
 #[error("api {0:?} is not served")]
 pub struct NotServed(pub ApiKey);
 
-/// Routes a decoded request to its handler, for the client `session` names.
+/// Routes a decoded request to its handler, for the client `session` names,
+/// through the authorization checks when an authorizer is configured.
 pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request) -> Result<Pending, NotServed> {
+    if broker.authorizer.enabled() {
+        return authz::dispatch(broker, session, request).await;
+    }
+    serve(broker, session, request).await
+}
+
+/// Routes a request to its handler with no authorization check: the
+/// caller has checked, or no authorizer is configured.
+pub async fn serve(broker: &Arc<Broker>, session: &Session, request: Request) -> Result<Pending, NotServed> {
     let (endpoint, peer) = (&session.endpoint, session.peer);
     let version = request.header.request_api_version;
     let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
@@ -149,6 +170,19 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, request: Request)
             Box::pin(
                 async move { Some(ResponseKind::AlterClientQuotas(alter_client_quotas::handle(broker, req).await)) },
             )
+        }
+        // ACLs.
+        RequestKind::CreateAcls(req) => {
+            let response = create_acls::handle(broker, session, req).await;
+            Box::pin(async move { Some(ResponseKind::CreateAcls(response)) })
+        }
+        RequestKind::DescribeAcls(req) => {
+            let response = describe_acls::handle(&broker, session, req);
+            Box::pin(async move { Some(ResponseKind::DescribeAcls(response)) })
+        }
+        RequestKind::DeleteAcls(req) => {
+            let response = delete_acls::handle(broker, session, req).await;
+            Box::pin(async move { Some(ResponseKind::DeleteAcls(response)) })
         }
         // A connection that reaches the handlers has finished authenticating
         // (or is on a listener without SASL). A SaslHandshake that begins a
@@ -281,6 +315,8 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod admin_tests;
+#[cfg(test)]
+mod authz_tests;
 #[cfg(test)]
 mod quota_tests;
 #[cfg(test)]

@@ -40,7 +40,7 @@ mod schema;
 mod walk;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use kafka_protocol::messages::ApiKey;
 use walk::{Cursor, Walk};

@@ -7,6 +7,7 @@
 //! and `runnel bench` all talk to the broker through librdkafka, so a flag
 //! means the same thing everywhere and `-X` reaches every client property.
 
+pub mod acl;
 pub mod cluster;
 pub mod consume;
 pub mod group;

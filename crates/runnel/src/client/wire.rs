@@ -1,8 +1,8 @@
 //! A small blocking Kafka client for the requests librdkafka's Rust binding
 //! does not expose: ListGroups with group types (v5),
 //! ConsumerGroupDescribe, DescribeUserScramCredentials,
-//! AlterUserScramCredentials and the client quota APIs (`runnel quota`),
-//! with FindCoordinator and ApiVersions to reach them.
+//! AlterUserScramCredentials, the client quota APIs (`runnel quota`) and the
+//! ACL APIs (`runnel acl`), with FindCoordinator and ApiVersions to reach them.
 //!
 //! A [`Connection`] is one TCP connection to one broker, over TLS and
 //! authenticated with SASL when the command's `security.protocol` says so

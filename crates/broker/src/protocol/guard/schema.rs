@@ -116,6 +116,10 @@ pub(crate) const APIS: &[Api] = &[
     Api { key: 44, min: 0, max: 1, flexible_from: 1, body: INCREMENTAL_ALTER_CONFIGS },
     Api { key: 60, min: 0, max: 2, flexible_from: 0, body: DESCRIBE_CLUSTER },
     Api { key: 75, min: 0, max: 0, flexible_from: 0, body: DESCRIBE_TOPIC_PARTITIONS },
+    // ACLs.
+    Api { key: 29, min: 1, max: 3, flexible_from: 2, body: DESCRIBE_ACLS },
+    Api { key: 30, min: 1, max: 3, flexible_from: 2, body: CREATE_ACLS },
+    Api { key: 31, min: 1, max: 3, flexible_from: 2, body: DELETE_ACLS },
     // Client quotas.
     Api { key: 48, min: 0, max: 1, flexible_from: 1, body: DESCRIBE_CLIENT_QUOTAS },
     Api { key: 49, min: 0, max: 1, flexible_from: 1, body: ALTER_CLIENT_QUOTAS },
@@ -281,6 +285,34 @@ const DELETE_RECORDS: &[Field] =
 const DELETE_RECORDS_TOPIC: &[Field] =
     &[Field::new("name", STRING), Field::new("partitions", Kind::Array(&Kind::Struct(DELETE_RECORDS_PARTITION)))];
 const DELETE_RECORDS_PARTITION: &[Field] = &[Field::new("partition_index", Int32), Field::new("offset", Int64)];
+
+// DescribeAcls (29): describe_acls_request.rs; the decoder starts at v1,
+// where pattern_type_filter is always present.
+const DESCRIBE_ACLS: &[Field] = ACL_FILTER;
+const ACL_FILTER: &[Field] = &[
+    Field::new("resource_type_filter", Int8),
+    Field::new("resource_name_filter", NullableString),
+    Field::new("pattern_type_filter", Int8),
+    Field::new("principal_filter", NullableString),
+    Field::new("host_filter", NullableString),
+    Field::new("operation", Int8),
+    Field::new("permission_type", Int8),
+];
+
+// CreateAcls (30): create_acls_request.rs.
+const CREATE_ACLS: &[Field] = &[Field::new("creations", Kind::Array(&Kind::Struct(ACL_CREATION)))];
+const ACL_CREATION: &[Field] = &[
+    Field::new("resource_type", Int8),
+    Field::new("resource_name", STRING),
+    Field::new("resource_pattern_type", Int8),
+    Field::new("principal", STRING),
+    Field::new("host", STRING),
+    Field::new("operation", Int8),
+    Field::new("permission_type", Int8),
+];
+
+// DeleteAcls (31): delete_acls_request.rs.
+const DELETE_ACLS: &[Field] = &[Field::new("filters", Kind::Array(&Kind::Struct(ACL_FILTER)))];
 
 // DescribeConfigs (32): describe_configs_request.rs; the decoder starts at v1.
 const DESCRIBE_CONFIGS: &[Field] = &[

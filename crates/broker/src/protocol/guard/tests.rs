@@ -8,7 +8,7 @@
 //! panics and that whatever it accepts decodes completely. Every call goes
 //! through [`guard`], which also asserts that the guard allocated nothing.
 
-mod alloc;
+pub(crate) mod alloc;
 mod hostile;
 mod strategies;
 
@@ -219,6 +219,15 @@ proptest! {
     fn accepts_encoded_alter_client_quotas(s in api_samples(49)) { check_sample(&s)?; }
 
     #[test]
+    fn accepts_encoded_describe_acls(s in api_samples(29)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_create_acls(s in api_samples(30)) { check_sample(&s)?; }
+
+    #[test]
+    fn accepts_encoded_delete_acls(s in api_samples(31)) { check_sample(&s)?; }
+
+    #[test]
     fn refuses_every_truncation(s in any_sample()) { check_truncations(&s.frame)?; }
 
     #[test]
@@ -369,6 +378,13 @@ fn serves_the_admin_apis() {
         (75, 0, 0),
     ];
     for api in admin {
+        assert!(supported_apis().contains(&api), "{api:?}");
+    }
+}
+
+#[test]
+fn serves_the_acl_apis() {
+    for api in [(29, 1, 3), (30, 1, 3), (31, 1, 3)] {
         assert!(supported_apis().contains(&api), "{api:?}");
     }
 }

@@ -1,6 +1,7 @@
 //! An allocator for the broker's unit-test binary that counts allocations per
 //! thread, so guard tests can assert that `check_request` allocates nothing,
-//! whatever counts the frame claims.
+//! whatever counts the frame claims (and the authorizer's tests that a check
+//! allocates nothing).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -51,7 +52,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Runs `f` and returns its result with the number of allocations it made on
 /// this thread.
-pub(super) fn counting<T>(f: impl FnOnce() -> T) -> (T, u64) {
+pub(crate) fn counting<T>(f: impl FnOnce() -> T) -> (T, u64) {
     let before = ALLOCATIONS.with(Cell::get);
     let out = f();
     let after = ALLOCATIONS.with(Cell::get);

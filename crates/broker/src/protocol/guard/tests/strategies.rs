@@ -59,6 +59,10 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
         44 => admin::incremental_alter_configs(version).prop_map(RequestKind::from).boxed(),
         60 => admin::describe_cluster(version).prop_map(RequestKind::from).boxed(),
         75 => admin::describe_topic_partitions(version).prop_map(RequestKind::from).boxed(),
+        // ACLs.
+        29 => acls::describe_acls(version).prop_map(RequestKind::from).boxed(),
+        30 => acls::create_acls(version).prop_map(RequestKind::from).boxed(),
+        31 => acls::delete_acls(version).prop_map(RequestKind::from).boxed(),
         48 => admin::describe_client_quotas(version).prop_map(RequestKind::from).boxed(),
         49 => admin::alter_client_quotas(version).prop_map(RequestKind::from).boxed(),
         // SCRAM credentials.
@@ -91,6 +95,8 @@ pub(super) fn request(api_key: i16, version: i16) -> BoxedStrategy<RequestKind> 
     }
 }
 
+#[path = "strategies_acls.rs"]
+mod acls;
 #[path = "strategies_groups.rs"]
 mod groups;
 #[path = "strategies_scram.rs"]
