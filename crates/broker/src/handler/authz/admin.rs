@@ -188,21 +188,41 @@ fn config_denial(check: Check<'_>, resource_type: i8, name: &str, op: Operation)
     }
 }
 
-pub(super) fn describe_configs(check: Check<'_>, mut req: DescribeConfigsRequest) -> Outcome {
+/// Keeps the config resources `operation` is allowed on; the others become
+/// the denied results `deny` makes of them.
+fn retain_allowed<T, D>(
+    check: Check<'_>,
+    resources: &mut Vec<T>,
+    operation: Operation,
+    resource: impl Fn(&T) -> (i8, &StrBytes),
+    deny: impl Fn(&T, ResponseError) -> D,
+) -> Vec<D> {
     let mut denied = Vec::new();
-    req.resources.retain(|r| {
-        let denial = config_denial(check, r.resource_type, &r.resource_name, Operation::DescribeConfigs);
+    resources.retain(|r| {
+        let (resource_type, name) = resource(r);
+        let denial = config_denial(check, resource_type, name, operation);
         if let Some(error) = denial {
-            denied.push(
-                DescribeConfigsResult::default()
-                    .with_error_code(error.code())
-                    .with_error_message(message(error))
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone()),
-            );
+            denied.push(deny(r, error));
         }
         denial.is_none()
     });
+    denied
+}
+
+pub(super) fn describe_configs(check: Check<'_>, mut req: DescribeConfigsRequest) -> Outcome {
+    let denied = retain_allowed(
+        check,
+        &mut req.resources,
+        Operation::DescribeConfigs,
+        |r| (r.resource_type, &r.resource_name),
+        |r, error| {
+            DescribeConfigsResult::default()
+                .with_error_code(error.code())
+                .with_error_message(message(error))
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+        },
+    );
     if denied.is_empty() {
         return Outcome::pass(req);
     }
@@ -213,20 +233,19 @@ pub(super) fn describe_configs(check: Check<'_>, mut req: DescribeConfigsRequest
 }
 
 pub(super) fn alter_configs(check: Check<'_>, mut req: AlterConfigsRequest) -> Outcome {
-    let mut denied = Vec::new();
-    req.resources.retain(|r| {
-        let denial = config_denial(check, r.resource_type, &r.resource_name, Operation::AlterConfigs);
-        if let Some(error) = denial {
-            denied.push(
-                alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(error.code())
-                    .with_error_message(message(error))
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone()),
-            );
-        }
-        denial.is_none()
-    });
+    let denied = retain_allowed(
+        check,
+        &mut req.resources,
+        Operation::AlterConfigs,
+        |r| (r.resource_type, &r.resource_name),
+        |r, error| {
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(error.code())
+                .with_error_message(message(error))
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+        },
+    );
     if denied.is_empty() {
         return Outcome::pass(req);
     }
@@ -237,20 +256,19 @@ pub(super) fn alter_configs(check: Check<'_>, mut req: AlterConfigsRequest) -> O
 }
 
 pub(super) fn incremental_alter_configs(check: Check<'_>, mut req: IncrementalAlterConfigsRequest) -> Outcome {
-    let mut denied = Vec::new();
-    req.resources.retain(|r| {
-        let denial = config_denial(check, r.resource_type, &r.resource_name, Operation::AlterConfigs);
-        if let Some(error) = denial {
-            denied.push(
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(error.code())
-                    .with_error_message(message(error))
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone()),
-            );
-        }
-        denial.is_none()
-    });
+    let denied = retain_allowed(
+        check,
+        &mut req.resources,
+        Operation::AlterConfigs,
+        |r| (r.resource_type, &r.resource_name),
+        |r, error| {
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(error.code())
+                .with_error_message(message(error))
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+        },
+    );
     if denied.is_empty() {
         return Outcome::pass(req);
     }
