@@ -428,7 +428,7 @@ async fn start_request(
     let mut request = decode_request(frame, &summary).map_err(|e| e.to_string())?;
     let (api_key, version, correlation_id) = (request.api_key, summary.api_version, summary.correlation_id);
     let quota = RequestQuota::new(broker, session, request.header.client_id.as_deref());
-    let produce_throttle = quota.before(&mut request, frame_len);
+    let produce_throttle = quota.as_ref().map_or(0, |q| q.before(&mut request, frame_len));
     let started = std::time::Instant::now();
     let pending = handler::dispatch(broker, session, request).await.map_err(|e| e.to_string())?;
     let handling = started.elapsed();
@@ -438,7 +438,10 @@ async fn start_request(
         let api = crate::metrics::api_name(api_key);
         metrics::counter!(crate::metrics::REQUESTS, "api" => api).increment(1);
         metrics::histogram!(crate::metrics::REQUEST_DURATION, "api" => api).record(started.elapsed().as_secs_f64());
-        let (body, throttle_ms) = quota.after(body, handling, produce_throttle);
+        let (body, throttle_ms) = match &quota {
+            Some(quota) => quota.after(body, handling, produce_throttle),
+            None => (body, 0),
+        };
         let Some(body) = body else { return Reply { bytes: None, throttle_ms } };
         // Clients older than KIP-219 expect the broker to hold the response back.
         if throttle_ms > 0 && !throttle::client_throttles(api_key, version) {
@@ -473,27 +476,26 @@ struct RequestQuota {
     broker: Arc<Broker>,
     user: String,
     client_id: String,
-    /// Whether any quota is set at all; without one nothing is measured.
-    active: bool,
 }
 
 impl RequestQuota {
-    fn new(broker: &Arc<Broker>, session: &Session, client_id: Option<&str>) -> RequestQuota {
-        RequestQuota {
+    /// `None` when no quota is set at all: then nothing is measured, and
+    /// the request path allocates nothing for quotas.
+    fn new(broker: &Arc<Broker>, session: &Session, client_id: Option<&str>) -> Option<RequestQuota> {
+        if broker.quotas.configs().is_empty() {
+            return None;
+        }
+        Some(RequestQuota {
             broker: broker.clone(),
             user: session.principal.name.clone(),
             client_id: client_id.unwrap_or_default().to_string(),
-            active: !broker.quotas.configs().is_empty(),
-        }
+        })
     }
 
     /// Before handling: a produce request's bytes count against
     /// `producer_byte_rate` (the throttle is returned); a fetch is capped at
     /// the client's consumer quota over one window, as Kafka caps it.
     fn before(&self, request: &mut crate::protocol::Request, frame_len: usize) -> u64 {
-        if !self.active {
-            return 0;
-        }
         match &mut request.body {
             RequestKind::Produce(_) => {
                 self.broker.quotas.record(QuotaType::Produce, &self.user, &self.client_id, frame_len as f64)
@@ -517,9 +519,6 @@ impl RequestQuota {
         handling: std::time::Duration,
         produce_throttle: u64,
     ) -> (Option<ResponseKind>, u64) {
-        if !self.active {
-            return (body, 0);
-        }
         let quotas = &self.broker.quotas;
         let (user, client) = (self.user.as_str(), self.client_id.as_str());
         let percent_seconds = handling.as_secs_f64() * 100.0;
