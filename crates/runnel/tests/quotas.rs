@@ -434,49 +434,12 @@ fn broker_connection_creation_rate_delays_connections() {
     assert!(metrics.contains("runnel_connections_throttled_total{scope=\"broker\"}"), "no broker throttle metric");
 }
 
-/// A one-record, uncompressed v2 record batch with a correct CRC.
-fn record_batch(value: &[u8]) -> Vec<u8> {
-    fn varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
-    let mut record = vec![0]; // attributes
-    for v in [0, 0, -1, value.len() as i64] {
-        varint(&mut record, v); // timestamp delta, offset delta, null key, value length
-    }
-    record.extend_from_slice(value);
-    varint(&mut record, 0); // headers
-    let mut after_crc = Vec::new();
-    after_crc.extend_from_slice(&0i16.to_be_bytes()); // attributes
-    after_crc.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-    after_crc.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
-    after_crc.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
-    after_crc.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    after_crc.extend_from_slice(&(-1i16).to_be_bytes());
-    after_crc.extend_from_slice(&(-1i32).to_be_bytes());
-    after_crc.extend_from_slice(&1i32.to_be_bytes()); // records count
-    varint(&mut after_crc, record.len() as i64);
-    after_crc.extend_from_slice(&record);
-    let mut batch = Vec::new();
-    batch.extend_from_slice(&0i64.to_be_bytes());
-    batch.extend_from_slice(&((4 + 1 + 4 + after_crc.len()) as i32).to_be_bytes());
-    batch.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
-    batch.push(2);
-    batch.extend_from_slice(&crc32c::crc32c(&after_crc).to_be_bytes());
-    batch.extend_from_slice(&after_crc);
-    batch
-}
-
 fn produce_request(topic: &str, value: &[u8]) -> ProduceRequest {
     ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
         .with_name(TopicName(StrBytes::from_string(topic.into())))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(Bytes::from(record_batch(value))))])])
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(
+            runnel_log::testing::BatchBuilder::new(1_700_000_000_000).record(None, Some(value), 0).build(),
+        )))])])
 }
 
 // Goal: KIP-219 as Kafka does it: a produce over the quota is answered at once with throttle_time_ms, and the

@@ -29,7 +29,6 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
 
@@ -38,37 +37,6 @@ fn start(dir: &tempfile::TempDir, extra: &[&str]) -> BrokerProcess {
     settings.extend_from_slice(extra);
     let env = [("RUST_LOG", "info,runnel_broker::sasl=debug")];
     BrokerProcess::start_with_env(&dir.path().join("data"), &settings, &env)
-}
-
-fn sasl_client(addr: &str, protocol: &str, user: &str, password: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", addr)
-        .set("security.protocol", protocol)
-        .set("sasl.mechanisms", "PLAIN")
-        .set("sasl.username", user)
-        .set("sasl.password", password)
-        .set("group.id", "runnel-sasl-tests")
-        .set("enable.auto.commit", "false")
-        .set("message.timeout.ms", "20000")
-        .set("enable.idempotence", "false")
-        .set("fetch.wait.max.ms", "100");
-    config
-}
-
-async fn round_trip(config: &ClientConfig, topic: &str) {
-    let producer: FutureProducer = config.create().unwrap();
-    for i in 0..10 {
-        let value = format!("v-{i}");
-        producer
-            .send(FutureRecord::to(topic).key("k").payload(&value), Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|(e, _)| panic!("produce over SASL: {e}"));
-    }
-    let consumer: BaseConsumer = config.create().unwrap();
-    let read = common::read_partition(&consumer, topic, 0, 0, 10, Duration::from_secs(20));
-    let values: Vec<String> = read.iter().map(|r| String::from_utf8(r.2.clone().unwrap()).unwrap()).collect();
-    assert_eq!(values, (0..10).map(|i| format!("v-{i}")).collect::<Vec<_>>());
 }
 
 /// Records the errors librdkafka reports.
@@ -343,4 +311,12 @@ async fn cli_group_commands_speak_sasl_ssl() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "a wrong password must fail");
     assert!(stderr.contains("Invalid username or password") && stderr.lines().count() == 1, "{stderr}");
+}
+
+fn sasl_client(addr: &str, protocol: &str, user: &str, password: &str) -> ClientConfig {
+    common::sasl_client(addr, protocol, "PLAIN", user, password)
+}
+
+async fn round_trip(config: &ClientConfig, topic: &str) {
+    common::sasl_round_trip(config, topic, 10).await
 }

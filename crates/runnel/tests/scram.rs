@@ -32,7 +32,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use runnel_broker::sasl::scram::{client_proof, salted_password, ScramMechanism};
 
 const GENERIC: &str = "Authentication failed: Invalid username or password";
@@ -66,37 +65,6 @@ fn ok(output: Output) -> String {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "stdout: {text}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
     text
-}
-
-fn scram_client(addr: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", addr)
-        .set("security.protocol", "SASL_PLAINTEXT")
-        .set("sasl.mechanisms", mechanism)
-        .set("sasl.username", user)
-        .set("sasl.password", password)
-        .set("group.id", "runnel-scram-tests")
-        .set("enable.auto.commit", "false")
-        .set("message.timeout.ms", "20000")
-        .set("enable.idempotence", "false")
-        .set("fetch.wait.max.ms", "100");
-    config
-}
-
-async fn round_trip(config: &ClientConfig, topic: &str) {
-    let producer: FutureProducer = config.create().unwrap();
-    for i in 0..5 {
-        let value = format!("v-{i}");
-        producer
-            .send(FutureRecord::to(topic).key("k").payload(&value), Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|(e, _)| panic!("produce over SCRAM: {e}"));
-    }
-    let consumer: BaseConsumer = config.create().unwrap();
-    let read = common::read_partition(&consumer, topic, 0, 0, 5, Duration::from_secs(20));
-    let values: Vec<String> = read.iter().map(|r| String::from_utf8(r.2.clone().unwrap()).unwrap()).collect();
-    assert_eq!(values, (0..5).map(|i| format!("v-{i}")).collect::<Vec<_>>());
 }
 
 /// Whether librdkafka fails to fetch metadata with these credentials.
@@ -355,4 +323,12 @@ async fn a_plain_admin_creates_the_first_scram_user() {
     assert!(!refused.status.success(), "a wrong PLAIN password creates nothing");
     ok(runnel(&[&args.concat()[..], &["-X", "sasl.password=admin-secret"]].concat(), "dana-secret"));
     round_trip(&scram_client(&sasl, "SCRAM-SHA-256", "dana", "dana-secret"), "scram-first-user").await;
+}
+
+fn scram_client(addr: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
+    common::sasl_client(addr, "SASL_PLAINTEXT", mechanism, user, password)
+}
+
+async fn round_trip(config: &ClientConfig, topic: &str) {
+    common::sasl_round_trip(config, topic, 5).await
 }

@@ -384,3 +384,39 @@ pub mod wire {
         roundtrip(addr, ApiKey::Fetch, VERSION, &request)
     }
 }
+
+/// A librdkafka client configuration for a SASL listener (`protocol`
+/// SASL_PLAINTEXT or SASL_SSL) logging in as `user` with `mechanism`.
+pub fn sasl_client(addr: &str, protocol: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", addr)
+        .set("security.protocol", protocol)
+        .set("sasl.mechanisms", mechanism)
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("group.id", "runnel-sasl-tests")
+        .set("enable.auto.commit", "false")
+        .set("message.timeout.ms", "20000")
+        .set("enable.idempotence", "false")
+        .set("fetch.wait.max.ms", "100");
+    config
+}
+
+/// Produces `count` keyed records to partition 0 of `topic` with `config`
+/// and reads them back with a consumer of the same configuration.
+pub async fn sasl_round_trip(config: &ClientConfig, topic: &str, count: usize) {
+    use rdkafka::producer::FutureRecord;
+    let producer: FutureProducer = config.create().unwrap();
+    for i in 0..count {
+        let value = format!("v-{i}");
+        producer
+            .send(FutureRecord::to(topic).key("k").payload(&value), Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce over SASL: {e}"));
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
+    let read = read_partition(&consumer, topic, 0, 0, count, Duration::from_secs(20));
+    let values: Vec<String> = read.iter().map(|r| String::from_utf8(r.2.clone().unwrap()).unwrap()).collect();
+    assert_eq!(values, (0..count).map(|i| format!("v-{i}")).collect::<Vec<_>>());
+}
